@@ -1,0 +1,214 @@
+//! Command-line and environment configuration, validated at start-up.
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Default histogram buckets in seconds: fine between 0.1 s and 2.5 s, the range
+/// of the default 0 to 2 s workload, with a few edges below and one above.
+pub const DEFAULT_BUCKETS: &str =
+    "0.005,0.01,0.025,0.05,0.1,0.2,0.3,0.4,0.5,0.75,1,1.25,1.5,1.75,2,2.5,5";
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "Simulates work on GET /work and exposes Prometheus metrics on GET /metrics"
+)]
+pub struct Cli {
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings of the server.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the OpenAPI spec as JSON and exit.
+    Openapi,
+}
+
+/// Every setting of the service.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "MYAPP_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Shortest simulated work, in milliseconds.
+    #[arg(long, env = "MYAPP_MIN_DELAY_MS", default_value_t = 0)]
+    pub min_delay_ms: u64,
+    /// Longest simulated work, in milliseconds (included).
+    #[arg(long, env = "MYAPP_MAX_DELAY_MS", default_value_t = 2000)]
+    pub max_delay_ms: u64,
+    /// Share of /work requests that answer 500, from 0.0 to 1.0.
+    #[arg(long, env = "MYAPP_ERROR_RATE", default_value_t = 0.5, value_parser = parse_error_rate)]
+    pub error_rate: f64,
+    /// Upper bounds of the latency histogram's buckets: seconds, comma-separated,
+    /// strictly increasing.
+    #[arg(long, env = "MYAPP_BUCKETS", default_value = DEFAULT_BUCKETS)]
+    pub buckets: Buckets,
+    /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C
+    /// [default: --max-delay-ms rounded up to whole seconds, plus 1; 3 with the defaults].
+    #[arg(long, env = "MYAPP_SHUTDOWN_TIMEOUT_SECS")]
+    pub shutdown_timeout_secs: Option<u64>,
+    /// Log format.
+    #[arg(long, env = "MYAPP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A setting that is well-formed alone but wrong together with another.
+#[derive(Debug, thiserror::Error)]
+#[error("--min-delay-ms ({min}) must not be greater than --max-delay-ms ({max})")]
+pub struct ConfigError {
+    min: u64,
+    max: u64,
+}
+
+impl Config {
+    /// The configuration with every default, as the binary sees it with no flags.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["myapp"]).config
+    }
+
+    /// Checks the rules that involve more than one setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.min_delay_ms > self.max_delay_ms {
+            return Err(ConfigError {
+                min: self.min_delay_ms,
+                max: self.max_delay_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// How long shutdown waits for in-flight requests.
+    pub fn shutdown_timeout(&self) -> Duration {
+        let secs = self
+            .shutdown_timeout_secs
+            .unwrap_or(self.max_delay_ms.div_ceil(1000) + 1);
+        Duration::from_secs(secs)
+    }
+}
+
+fn parse_error_rate(value: &str) -> Result<f64, String> {
+    let rate: f64 = value.parse().map_err(|_| "not a number".to_string())?;
+    if (0.0..=1.0).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err("must be between 0.0 and 1.0".to_string())
+    }
+}
+
+/// Histogram bucket upper bounds in seconds, strictly increasing and finite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Buckets(pub Vec<f64>);
+
+impl FromStr for Buckets {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let bounds = value
+            .split(',')
+            .map(|part| {
+                let part = part.trim();
+                match part.parse::<f64>() {
+                    Ok(bound) if bound.is_finite() && bound > 0.0 => Ok(bound),
+                    _ => Err(format!("'{part}' is not a positive number of seconds")),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(pair) = bounds.windows(2).find(|pair| pair[0] >= pair[1]) {
+            return Err(format!(
+                "must be strictly increasing, but {} is followed by {}",
+                pair[0], pair[1]
+            ));
+        }
+        Ok(Buckets(bounds))
+    }
+}
+
+impl fmt::Display for Buckets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bounds: Vec<String> = self.0.iter().map(f64::to_string).collect();
+        f.write_str(&bounds.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_table() {
+        let config = Config::defaults();
+        assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!((config.min_delay_ms, config.max_delay_ms), (0, 2000));
+        assert_eq!(config.error_rate, 0.5);
+        assert_eq!(config.buckets.to_string(), DEFAULT_BUCKETS);
+        assert_eq!(config.shutdown_timeout(), Duration::from_secs(3));
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn default_buckets_hold_the_edges_the_dashboards_use() {
+        let buckets: Buckets = DEFAULT_BUCKETS.parse().unwrap();
+        assert!(buckets.0.contains(&0.1) && buckets.0.contains(&0.5));
+        let fine = buckets
+            .0
+            .iter()
+            .filter(|b| (0.1..=2.5).contains(*b))
+            .count();
+        assert_eq!(fine, 12);
+    }
+
+    #[test]
+    fn shutdown_timeout_follows_the_max_delay_unless_set() {
+        let mut config = Config::defaults();
+        config.max_delay_ms = 4500;
+        assert_eq!(config.shutdown_timeout(), Duration::from_secs(6));
+        config.shutdown_timeout_secs = Some(1);
+        assert_eq!(config.shutdown_timeout(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn buckets_reject_unordered_and_non_numeric_bounds() {
+        assert_eq!(
+            "0.1,0.1".parse::<Buckets>(),
+            Err("must be strictly increasing, but 0.1 is followed by 0.1".to_string())
+        );
+        assert_eq!(
+            "0.1,x".parse::<Buckets>(),
+            Err("'x' is not a positive number of seconds".to_string())
+        );
+        assert_eq!(
+            "inf".parse::<Buckets>(),
+            Err("'inf' is not a positive number of seconds".to_string())
+        );
+        assert_eq!("0.5, 1".parse::<Buckets>(), Ok(Buckets(vec![0.5, 1.0])));
+    }
+
+    #[test]
+    fn error_rate_must_be_a_share() {
+        assert_eq!(parse_error_rate("1"), Ok(1.0));
+        assert_eq!(
+            parse_error_rate("1.5"),
+            Err("must be between 0.0 and 1.0".into())
+        );
+        assert_eq!(
+            parse_error_rate("NaN"),
+            Err("must be between 0.0 and 1.0".into())
+        );
+        assert_eq!(parse_error_rate("abc"), Err("not a number".into()));
+    }
+}

@@ -1,0 +1,15 @@
+//! myapp: a poem service that simulates work on `GET /work` and exposes
+//! Prometheus metrics about it on `GET /metrics`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![deny(unreachable_pub)]
+
+pub mod config;
+pub mod health;
+pub mod metrics;
+pub mod request_metrics;
+pub mod server;
+pub mod shutdown;
+pub mod startup;
+pub mod telemetry;
+pub mod work;

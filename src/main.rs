@@ -1,0 +1,73 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use myapp::{
+    config::{Cli, Command},
+    shutdown::Shutdown,
+    startup::{self, Application},
+    telemetry,
+};
+
+/// Exit code for a bad setting, as clap uses for bad arguments.
+const USAGE_ERROR: u8 = 2;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) if err.use_stderr() => return usage_error(first_line(&err.to_string())),
+        Err(help_or_version) => {
+            let _ = help_or_version.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", startup::openapi_json());
+        return ExitCode::SUCCESS;
+    }
+    let config = cli.config;
+    if let Err(err) = config.validate() {
+        return usage_error(&format!("error: {err}"));
+    }
+    if let Err(err) = telemetry::init(config.log_format) {
+        return usage_error(&format!("error: {err}"));
+    }
+
+    let shutdown = Shutdown::default();
+    let application = match Application::build(&config, shutdown.clone()).await {
+        Ok(application) => application,
+        Err(err) => return usage_error(&format!("error: {err}")),
+    };
+    if let Err(err) = shutdown.on_signals() {
+        return usage_error(&format!("error: cannot listen for signals: {err}"));
+    }
+    tracing::info!(
+        address = %application.address(),
+        min_delay_ms = config.min_delay_ms,
+        max_delay_ms = config.max_delay_ms,
+        error_rate = config.error_rate,
+        buckets = %config.buckets,
+        shutdown_timeout_secs = config.shutdown_timeout().as_secs(),
+        "listening"
+    );
+    let report = application.run().await;
+    if report.cut_off > 0 {
+        tracing::warn!(
+            cut_off = report.cut_off,
+            "stopped before every in-flight request finished"
+        );
+        return ExitCode::FAILURE;
+    }
+    tracing::info!("stopped after every in-flight request finished");
+    ExitCode::SUCCESS
+}
+
+/// Clap's first line names the option and the problem; the rest is a hint to try --help.
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or(message)
+}
+
+fn usage_error(line: &str) -> ExitCode {
+    eprintln!("{line}");
+    ExitCode::from(USAGE_ERROR)
+}

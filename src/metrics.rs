@@ -1,0 +1,141 @@
+//! The metrics: process-wide globals in the prometheus crate's default registry,
+//! and the `GET /metrics` endpoint that exposes them.
+use std::sync::Mutex;
+
+use poem_openapi::{payload::PlainText, ApiResponse, OpenApi};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// The request metrics of `/work`.
+#[derive(Debug)]
+pub struct Metrics {
+    processed: IntCounterVec,
+    // The two common outcomes, resolved once so that recording them skips the
+    // label lookup.
+    processed_ok: IntCounter,
+    processed_error: IntCounter,
+    /// Time from the request reaching the middleware to its answer, in seconds.
+    pub duration: Histogram,
+    /// Requests being handled now.
+    pub in_flight: IntGauge,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry, buckets: &[f64]) -> prometheus::Result<Self> {
+        let processed = IntCounterVec::new(
+            Opts::new(
+                "myapp_processed_ops_total",
+                "The total number of processed events",
+            ),
+            &["status"],
+        )?;
+        let duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "myapp_request_duration_seconds",
+                "Time taken to answer a /work request, in seconds",
+            )
+            .buckets(buckets.to_vec()),
+        )?;
+        let in_flight = IntGauge::new(
+            "myapp_requests_in_flight",
+            "Number of /work requests being handled",
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "myapp_build_info",
+                "Build information: the version of myapp, always 1",
+            ),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry.register(Box::new(processed.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(build_info))?;
+        Ok(Self {
+            processed_ok: processed.with_label_values(&["200"]),
+            processed_error: processed.with_label_values(&["500"]),
+            processed,
+            duration,
+            in_flight,
+        })
+    }
+
+    /// The counter of requests answered with `status`.
+    pub fn processed(&self, status: u16) -> IntCounter {
+        match status {
+            200 => self.processed_ok.clone(),
+            500 => self.processed_error.clone(),
+            other => self.processed.with_label_values(&[other.to_string()]),
+        }
+    }
+}
+
+static METRICS: Mutex<Option<&'static Metrics>> = Mutex::new(None);
+
+/// Registers the metrics in the default registry with these histogram buckets.
+///
+/// The first call registers; later calls in the same process (tests build many
+/// apps) return the metrics it registered.
+pub fn init(buckets: &[f64]) -> prometheus::Result<&'static Metrics> {
+    let mut slot = METRICS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(metrics) = *slot {
+        return Ok(metrics);
+    }
+    let metrics: &'static Metrics = Box::leak(Box::new(Metrics::register(
+        prometheus::default_registry(),
+        buckets,
+    )?));
+    *slot = Some(metrics);
+    Ok(metrics)
+}
+
+/// The metrics registered by [`init`].
+pub fn global() -> &'static Metrics {
+    METRICS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .expect("metrics::init runs before the app is built")
+}
+
+/// Answers of `GET /metrics`.
+#[derive(ApiResponse)]
+pub enum MetricsResponse {
+    /// Every metric of the default registry, in the Prometheus text format.
+    #[oai(
+        status = 200,
+        content_type = "text/plain; version=0.0.4; charset=utf-8"
+    )]
+    Ok(PlainText<String>),
+    /// The metrics could not be gathered or encoded; the body says why.
+    #[oai(status = 500)]
+    Failed(PlainText<String>),
+}
+
+/// The `/metrics` operation.
+pub struct MetricsApi;
+
+#[OpenApi]
+impl MetricsApi {
+    /// Prometheus metrics
+    ///
+    /// Scraped by Prometheus. Requests to this path are not counted in the
+    /// `myapp_*` request metrics.
+    #[oai(path = "/metrics", method = "get")]
+    async fn metrics(&self) -> MetricsResponse {
+        match TextEncoder::new().encode_to_string(&prometheus::gather()) {
+            Ok(text) => MetricsResponse::Ok(PlainText(text)),
+            Err(err) => {
+                tracing::error!(error = %err, "failed to encode metrics");
+                MetricsResponse::Failed(PlainText(format!("failed to encode metrics: {err}")))
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The middleware that records every request of the endpoint it wraps.
+use std::{panic::AssertUnwindSafe, time::Instant};
+
+use futures_util::FutureExt;
+use poem::{http::StatusCode, Endpoint, IntoResponse, Middleware, Request, Response, Result};
+
+use crate::metrics::Metrics;
+
+/// The status recorded for a request whose client went away before the answer
+/// (nginx's "client closed request").
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// Records each request in [`Metrics`]: the in-flight gauge while it runs, then
+/// its duration in the histogram and its status in the counter, exactly once.
+///
+/// Errors count with the status they become, panics are caught and count (and
+/// answer) as 500, and a request dropped unanswered because its client closed
+/// the connection counts as 499.
+pub struct RequestMetrics {
+    metrics: &'static Metrics,
+}
+
+impl RequestMetrics {
+    /// A middleware that records into `metrics`.
+    pub fn new(metrics: &'static Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for RequestMetrics {
+    type Output = RequestMetricsEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        RequestMetricsEndpoint {
+            inner,
+            metrics: self.metrics,
+        }
+    }
+}
+
+/// The endpoint made by [`RequestMetrics`].
+pub struct RequestMetricsEndpoint<E> {
+    inner: E,
+    metrics: &'static Metrics,
+}
+
+impl<E: Endpoint> Endpoint for RequestMetricsEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Self::Output> {
+        let mut recording = Recording::start(self.metrics);
+        let result = match AssertUnwindSafe(self.inner.call(req)).catch_unwind().await {
+            Ok(result) => result.map(IntoResponse::into_response),
+            // The panic hook has logged the message.
+            Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into()),
+        };
+        recording.status = match &result {
+            Ok(response) => response.status(),
+            Err(err) => err.status(),
+        }
+        .as_u16();
+        result
+    }
+}
+
+/// One request being recorded. Dropping it records the request, so a future
+/// dropped mid-flight (client gone) is recorded too, and nothing twice.
+struct Recording {
+    metrics: &'static Metrics,
+    start: Instant,
+    status: u16,
+}
+
+impl Recording {
+    fn start(metrics: &'static Metrics) -> Self {
+        metrics.in_flight.inc();
+        Self {
+            metrics,
+            start: Instant::now(),
+            status: CLIENT_CLOSED_REQUEST,
+        }
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        let elapsed = self.start.elapsed();
+        self.metrics.duration.observe(elapsed.as_secs_f64());
+        self.metrics.processed(self.status).inc();
+        self.metrics.in_flight.dec();
+        if self.status == CLIENT_CLOSED_REQUEST {
+            tracing::info!(
+                ?elapsed,
+                "client closed the connection before the answer; counted as 499"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use poem::{handler, test::TestClient, EndpointExt};
+    use prometheus::Registry;
+
+    use super::*;
+
+    fn metrics() -> &'static Metrics {
+        let buckets = [0.05, 0.1, 1.0];
+        Box::leak(Box::new(
+            Metrics::register(&Registry::new(), &buckets).unwrap(),
+        ))
+    }
+
+    fn counts(metrics: &Metrics, status: u16) -> (u64, u64) {
+        (
+            metrics.processed(status).get(),
+            metrics.duration.get_sample_count(),
+        )
+    }
+
+    #[handler]
+    fn ok() -> &'static str {
+        "done"
+    }
+
+    #[handler]
+    fn not_found() -> Result<&'static str> {
+        Err(poem::error::NotFoundError.into())
+    }
+
+    #[handler]
+    fn panics() -> &'static str {
+        panic!("simulated bug")
+    }
+
+    #[handler]
+    async fn slow() -> &'static str {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        "too late"
+    }
+
+    #[tokio::test]
+    async fn a_response_counts_with_its_status_and_is_timed() {
+        let metrics = metrics();
+        let client = TestClient::new(ok.with(RequestMetrics::new(metrics)));
+        for _ in 0..3 {
+            client.get("/").send().await.assert_status_is_ok();
+        }
+        assert_eq!(counts(metrics, 200), (3, 3));
+        assert_eq!(metrics.in_flight.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_error_counts_with_the_status_it_becomes() {
+        let metrics = metrics();
+        let client = TestClient::new(not_found.with(RequestMetrics::new(metrics)));
+        client
+            .get("/")
+            .send()
+            .await
+            .assert_status(StatusCode::NOT_FOUND);
+        assert_eq!(counts(metrics, 404), (1, 1));
+        assert_eq!(metrics.processed(200).get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_panic_answers_and_counts_500() {
+        let metrics = metrics();
+        let client = TestClient::new(panics.with(RequestMetrics::new(metrics)));
+        client
+            .get("/")
+            .send()
+            .await
+            .assert_status(StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(counts(metrics, 500), (1, 1));
+        assert_eq!(metrics.in_flight.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_unanswered_counts_once_as_499() {
+        let metrics = metrics();
+        let endpoint = slow.with(RequestMetrics::new(metrics));
+        let request = endpoint.call(Request::default());
+        let abandoned = tokio::time::timeout(Duration::from_millis(60), request).await;
+        assert!(
+            abandoned.is_err(),
+            "the slow handler cannot answer in 60 ms"
+        );
+        assert_eq!(counts(metrics, 499), (1, 1));
+        assert_eq!(metrics.processed(200).get(), 0);
+        assert_eq!(metrics.in_flight.get(), 0);
+        // Timed from the start to the drop: at least the 60 ms waited, and in
+        // the bucket above 0.05 s.
+        assert!(metrics.duration.get_sample_sum() >= 0.06);
+    }
+}

@@ -1,0 +1,136 @@
+//! The HTTP server: accepts connections, serves them with hyper, and drains
+//! them on shutdown.
+use std::{
+    convert::Infallible,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+};
+use poem::{
+    http::uri::Scheme,
+    web::{LocalAddr, RemoteAddr},
+    Endpoint, Request,
+};
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::shutdown::Shutdown;
+
+/// How a server run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Requests still in flight when the shutdown timeout or a second signal
+    /// ended the drain; 0 after a complete drain.
+    pub cut_off: usize,
+}
+
+/// Serves `endpoint` on `listener` until `shutdown` begins, then lets in-flight
+/// requests finish for at most `timeout` (or until shutdown is forced).
+pub async fn serve<E>(
+    listener: TcpListener,
+    endpoint: E,
+    shutdown: Shutdown,
+    timeout: Duration,
+) -> ShutdownReport
+where
+    E: Endpoint + 'static,
+{
+    let endpoint = Arc::new(endpoint);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let connections = TaskTracker::new();
+    let cut_off = CancellationToken::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let local_addr = listener.local_addr().ok();
+
+    loop {
+        let (stream, remote_addr) = tokio::select! {
+            biased;
+            _ = shutdown.begun() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, or a connection reset before
+                    // accept: back off briefly instead of spinning.
+                    tracing::warn!(error = %err, "failed to accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let service = {
+            let endpoint = endpoint.clone();
+            let in_flight = in_flight.clone();
+            let local_addr = LocalAddr(local_addr.unwrap_or(remote_addr).into());
+            let remote_addr = RemoteAddr(remote_addr.into());
+            hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                let endpoint = endpoint.clone();
+                let in_flight = InFlight::enter(&in_flight);
+                let req =
+                    Request::from((req, local_addr.clone(), remote_addr.clone(), Scheme::HTTP));
+                async move {
+                    let response = endpoint.get_response(req).await;
+                    drop(in_flight);
+                    Ok::<_, Infallible>(hyper::Response::from(response))
+                }
+            })
+        };
+        let builder = builder.clone();
+        let shutdown = shutdown.clone();
+        let cut_off = cut_off.clone();
+        connections.spawn(async move {
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = shutdown.begun() => connection.as_mut().graceful_shutdown(),
+            }
+            tokio::select! {
+                _ = connection => {}
+                _ = cut_off.cancelled() => {}
+            }
+        });
+    }
+
+    drop(listener);
+    connections.close();
+    tracing::info!(
+        in_flight = in_flight.load(Ordering::SeqCst),
+        timeout_secs = timeout.as_secs_f64(),
+        "stopped accepting connections; waiting for in-flight requests"
+    );
+    tokio::select! {
+        _ = connections.wait() => return ShutdownReport { cut_off: 0 },
+        _ = tokio::time::sleep(timeout) => {}
+        _ = shutdown.forced() => {}
+    }
+    let report = ShutdownReport {
+        cut_off: in_flight.load(Ordering::SeqCst),
+    };
+    cut_off.cancel();
+    connections.wait().await;
+    report
+}
+
+/// Counts a request as in flight until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}

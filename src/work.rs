@@ -1,0 +1,95 @@
+//! `GET /work`: simulated work that takes a random time and fails at a random rate.
+use std::time::Duration;
+
+use poem::{Endpoint, EndpointExt};
+use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
+use rand::Rng;
+
+use crate::{metrics, request_metrics::RequestMetrics};
+
+/// How `/work` behaves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorkSettings {
+    /// Shortest delay, in milliseconds.
+    pub min_delay_ms: u64,
+    /// Longest delay, in milliseconds (included).
+    pub max_delay_ms: u64,
+    /// Share of requests that fail, from 0.0 to 1.0.
+    pub error_rate: f64,
+}
+
+/// The work was done.
+#[derive(Debug, Object)]
+pub struct WorkDone {
+    /// How long the work took, in milliseconds.
+    pub delay_ms: u64,
+}
+
+/// The work failed (on purpose: the service simulates failures).
+#[derive(Debug, Object)]
+pub struct WorkFailed {
+    /// How long the work took before failing, in milliseconds.
+    pub delay_ms: u64,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// Answers of `GET /work`.
+#[derive(Debug, ApiResponse)]
+pub enum WorkResponse {
+    /// The work was done.
+    #[oai(status = 200)]
+    Done(Json<WorkDone>),
+    /// The work failed, as it does for a share of requests set by `--error-rate`.
+    #[oai(status = 500)]
+    Failed(Json<WorkFailed>),
+}
+
+/// The `/work` operation.
+pub struct WorkApi {
+    settings: WorkSettings,
+}
+
+impl WorkApi {
+    /// The operation with these settings.
+    pub fn new(settings: WorkSettings) -> Self {
+        Self { settings }
+    }
+}
+
+#[OpenApi]
+impl WorkApi {
+    /// Simulate work
+    ///
+    /// Sleeps a uniformly random time between the minimum and maximum delay,
+    /// then answers 200, or 500 for a random share of requests. Counted in
+    /// `myapp_processed_ops_total` and timed in `myapp_request_duration_seconds`.
+    #[oai(path = "/work", method = "get", transform = "record_metrics")]
+    async fn work(&self) -> WorkResponse {
+        let WorkSettings {
+            min_delay_ms,
+            max_delay_ms,
+            error_rate,
+        } = self.settings;
+        let (delay_ms, fails) = {
+            let mut rng = rand::rng();
+            (
+                rng.random_range(min_delay_ms..=max_delay_ms),
+                rng.random_bool(error_rate),
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        if fails {
+            WorkResponse::Failed(Json(WorkFailed {
+                delay_ms,
+                error: "simulated failure".to_string(),
+            }))
+        } else {
+            WorkResponse::Done(Json(WorkDone { delay_ms }))
+        }
+    }
+}
+
+fn record_metrics(endpoint: impl Endpoint) -> impl Endpoint {
+    endpoint.with(RequestMetrics::new(metrics::global()))
+}
