@@ -37,13 +37,23 @@ pub struct Config {
     #[arg(long, env = "MYAPP_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
     /// Shortest simulated work, in milliseconds.
-    #[arg(long, env = "MYAPP_MIN_DELAY_MS", default_value_t = 0)]
+    #[arg(
+        long,
+        env = "MYAPP_MIN_DELAY_MS",
+        allow_negative_numbers = true,
+        default_value_t = 0
+    )]
     pub min_delay_ms: u64,
     /// Longest simulated work, in milliseconds (included).
-    #[arg(long, env = "MYAPP_MAX_DELAY_MS", default_value_t = 2000)]
+    #[arg(
+        long,
+        env = "MYAPP_MAX_DELAY_MS",
+        allow_negative_numbers = true,
+        default_value_t = 2000
+    )]
     pub max_delay_ms: u64,
     /// Share of /work requests that answer 500, from 0.0 to 1.0.
-    #[arg(long, env = "MYAPP_ERROR_RATE", default_value_t = 0.5, value_parser = parse_error_rate)]
+    #[arg(long, env = "MYAPP_ERROR_RATE", allow_negative_numbers = true, default_value_t = 0.5, value_parser = parse_error_rate)]
     pub error_rate: f64,
     /// Upper bounds of the latency histogram's buckets: seconds, comma-separated,
     /// strictly increasing.
@@ -51,7 +61,11 @@ pub struct Config {
     pub buckets: Buckets,
     /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C
     /// [default: --max-delay-ms rounded up to whole seconds, plus 1; 3 with the defaults].
-    #[arg(long, env = "MYAPP_SHUTDOWN_TIMEOUT_SECS")]
+    #[arg(
+        long,
+        env = "MYAPP_SHUTDOWN_TIMEOUT_SECS",
+        allow_negative_numbers = true
+    )]
     pub shutdown_timeout_secs: Option<u64>,
     /// Log format.
     #[arg(long, env = "MYAPP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -3,7 +3,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use poem::{
     middleware::{CatchPanic, Tracing},
-    Endpoint, EndpointExt, Route,
+    Endpoint, EndpointExt, Response, Route,
 };
 use poem_openapi::OpenApiService;
 use tokio::net::TcpListener;
@@ -65,7 +65,7 @@ pub fn openapi_json() -> String {
 }
 
 /// The whole application as one endpoint. [`metrics::init`] must have run.
-pub fn app(state: &AppState) -> impl Endpoint + 'static {
+pub fn app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
     let api = api(state);
     Route::new()
         .nest("/docs", api.swagger_ui())

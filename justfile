@@ -1,0 +1,19 @@
+# List the recipes.
+default:
+    @just --list
+
+# Run the service (release build) on port 8080; pass flags after, e.g. `just run --max-delay-ms 100`.
+run *FLAGS:
+    cargo run --release -- {{FLAGS}}
+
+# Run every test (what CI runs).
+test:
+    scripts/test.sh
+
+# Start the release binary, hit it with curl, check /metrics, /docs, /healthz.
+smoke-test:
+    scripts/smoke-test.sh
+
+# Regenerate the committed OpenAPI spec from the code.
+openapi:
+    cargo run --quiet -- openapi > openapi/openapi.json

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Print every PromQL query of a Grafana dashboard, one per line.
+
+Grafana's own interval variables are replaced by fixed durations so that each
+line can be sent as-is to a real Prometheus (the e2e test does that):
+
+    scripts/dashboard-queries.py [--rate-interval 1m] [--interval 15s]
+                                 [--range 5m] [DASHBOARD.json]
+
+Any other `$variable` left in a query is an error: Prometheus would reject it,
+and the e2e test would not know what to put there.
+"""
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+DEFAULT_DASHBOARD = Path(__file__).resolve().parent.parent / "deploy/grafana/myapp-dashboard.json"
+
+# $name or ${name}; Grafana also has ${name:format}, which no query here needs.
+VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def panels(items):
+    """Every panel, including those folded inside rows."""
+    for panel in items:
+        yield panel
+        yield from panels(panel.get("panels", []))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dashboard", nargs="?", type=Path, default=DEFAULT_DASHBOARD)
+    parser.add_argument("--rate-interval", default="1m", help="value of $__rate_interval")
+    parser.add_argument("--interval", default="15s", help="value of $__interval")
+    parser.add_argument("--range", default="5m", help="value of $__range")
+    args = parser.parse_args()
+    values = {
+        "__rate_interval": args.rate_interval,
+        "__interval": args.interval,
+        "__range": args.range,
+    }
+
+    dashboard = json.loads(args.dashboard.read_text())
+    unknown = []
+
+    def substitute(match):
+        name = match.group(1) or match.group(2)
+        if name not in values:
+            unknown.append(name)
+            return match.group(0)
+        return values[name]
+
+    count = 0
+    for panel in panels(dashboard.get("panels", [])):
+        for target in panel.get("targets", []):
+            expr = target.get("expr")
+            if not expr:
+                continue
+            # One query per output line, whatever its layout in the JSON.
+            line = " ".join(VARIABLE.sub(substitute, expr).split())
+            if unknown:
+                sys.exit(f"{args.dashboard}: panel {panel.get('title')!r} uses "
+                         f"${unknown[0]}, which this script cannot substitute")
+            print(line)
+            count += 1
+    if count == 0:
+        sys.exit(f"{args.dashboard}: no queries found")
+
+
+if __name__ == "__main__":
+    main()

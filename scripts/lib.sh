@@ -1,0 +1,76 @@
+# Shared helpers for the scripts: sourced, not run.
+# Every process started with start_myapp is stopped on exit, whatever happens.
+
+PIDS=()
+PASSED=0
+FAILED=0
+
+stop_all() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  PIDS=()
+}
+trap stop_all EXIT
+
+pass() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$*"; }
+fail() { FAILED=$((FAILED + 1)); printf '  FAIL  %s\n' "$*"; }
+
+# check DESCRIPTION COMMAND...: runs COMMAND, records a pass or a fail.
+check() {
+  local description=$1
+  shift
+  if "$@"; then pass "$description"; else fail "$description"; fi
+}
+
+# summary NAME: prints the PASS/FAIL line and returns non-zero on any failure.
+summary() {
+  if [ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]; then
+    printf '%s: PASS (%d checks)\n' "$1" "$PASSED"
+  else
+    printf '%s: FAIL (%d failed, %d passed)\n' "$1" "$FAILED" "$PASSED"
+    return 1
+  fi
+}
+
+# need_package COMMAND PACKAGE: installs the Debian PACKAGE when COMMAND is
+# missing and we are root; otherwise returns 1 so the caller can say it skipped.
+need_package() {
+  command -v "$1" >/dev/null && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    return 1
+  fi
+  echo "installing $2 (for $1)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+
+# start_myapp LOGFILE ARGS...: starts the release binary on a free loopback
+# port and sets MYAPP_PID and MYAPP_ADDR from its "listening" log line.
+start_myapp() {
+  local log=$1
+  shift
+  RUST_LOG=info target/release/myapp --listen 127.0.0.1:0 "$@" >"$log" 2>&1 &
+  MYAPP_PID=$!
+  PIDS+=("$MYAPP_PID")
+  MYAPP_ADDR=
+  local _
+  for _ in $(seq 100); do
+    MYAPP_ADDR=$(sed -n 's/.* listening address=\([0-9.:]*\) .*/\1/p' "$log")
+    [ -n "$MYAPP_ADDR" ] && return 0
+    kill -0 "$MYAPP_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "myapp did not start; its log:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+# http_status URL: prints the HTTP status of a GET.
+http_status() {
+  curl -s -o /dev/null -w '%{http_code}' "$1"
+}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Every test of the project: formatting, lints, unit and integration tests, the
+# smoke test against the release binary, and promtool's lint of a real scrape.
+# Installs what it needs when run as root (as CI does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy"
+cargo clippy --all-targets --locked --quiet -- -D warnings
+
+step "cargo test"
+cargo test --locked
+
+step "smoke test"
+scripts/smoke-test.sh
+
+step "promtool check metrics on the smoke test's scrape"
+if need_package promtool prometheus; then
+  problems=$(promtool check metrics <target/smoke/metrics.txt 2>&1) || true
+  if [ -n "$problems" ]; then
+    echo "promtool found problems:"
+    echo "$problems"
+    exit 1
+  fi
+  echo "promtool: no problems"
+else
+  echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
+fi
+
+step "justfile parses"
+if ! command -v just >/dev/null; then
+  echo "installing just (pip install rust-just)"
+  pip install --quiet rust-just
+fi
+just --list
+
+echo
+echo "scripts/test.sh: PASS"

@@ -1,0 +1,200 @@
+//! The real binary: start-up errors, logs, signals.
+use std::{collections::HashMap, net::TcpListener, time::Duration};
+
+use futures_util::future::join_all;
+
+use crate::helpers::{assert_histogram_grew, binary, scrape, Binary};
+
+/// Runs the binary with `args` and `env`, expecting a start-up error.
+fn start_up_error(args: &[&str], env: &[(&str, &str)]) -> String {
+    let output = binary()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "args {args:?}: {stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one line for {args:?}: {stderr:?}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.stdout.is_empty());
+    stderr.trim_end().to_string()
+}
+
+#[test]
+fn each_bad_setting_stops_start_up_with_one_line_naming_it() {
+    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+        (&["--error-rate", "1.5"], &[], "error: invalid value '1.5' for '--error-rate <ERROR_RATE>': must be between 0.0 and 1.0"),
+        (&["--error-rate", "abc"], &[], "error: invalid value 'abc' for '--error-rate <ERROR_RATE>': not a number"),
+        (&[], &[("MYAPP_ERROR_RATE", "abc")], "error: invalid value 'abc' for '--error-rate <ERROR_RATE>': not a number"),
+        (&["--min-delay-ms", "3000"], &[], "error: --min-delay-ms (3000) must not be greater than --max-delay-ms (2000)"),
+        (&["--max-delay-ms", "-1"], &[], "error: invalid value '-1' for '--max-delay-ms <MAX_DELAY_MS>': invalid digit found in string"),
+        (&["--error-rate", "-0.5"], &[], "error: invalid value '-0.5' for '--error-rate <ERROR_RATE>': must be between 0.0 and 1.0"),
+        (&["--shutdown-timeout-secs", "1.5"], &[], "error: invalid value '1.5' for '--shutdown-timeout-secs <SHUTDOWN_TIMEOUT_SECS>': invalid digit found in string"),
+        (&["--max-delay-ms", "soon"], &[], "error: invalid value 'soon' for '--max-delay-ms <MAX_DELAY_MS>': invalid digit found in string"),
+        (&["--buckets", "0.5,0.1"], &[], "error: invalid value '0.5,0.1' for '--buckets <BUCKETS>': must be strictly increasing, but 0.5 is followed by 0.1"),
+        (&["--buckets", "0.1,,1"], &[], "error: invalid value '0.1,,1' for '--buckets <BUCKETS>': '' is not a positive number of seconds"),
+        (&["--listen", "8080"], &[], "error: invalid value '8080' for '--listen <LISTEN>': invalid socket address syntax"),
+        (&["--log-format", "xml"], &[], "error: invalid value 'xml' for '--log-format <LOG_FORMAT>'"),
+        (&[], &[("RUST_LOG", "myapp=loud")], "error: RUST_LOG: error parsing level filter"),
+    ];
+    for (args, env, expected) in cases {
+        let line = start_up_error(args, env);
+        assert!(
+            line.starts_with(expected),
+            "args {args:?} env {env:?}:\n  got  {line}\n  want {expected}"
+        );
+    }
+}
+
+#[test]
+fn an_address_in_use_stops_start_up_with_one_line_naming_it() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let line = start_up_error(&["--listen", &address], &[]);
+    assert_eq!(
+        line,
+        format!("error: --listen {address}: cannot bind: Address already in use (os error 98)")
+    );
+}
+
+#[test]
+fn help_shows_every_flag_with_its_env_and_default() {
+    let output = binary().arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for expected in [
+        "--listen <LISTEN>",
+        "[env: MYAPP_LISTEN=]",
+        "[default: 0.0.0.0:8080]",
+        "[env: MYAPP_MIN_DELAY_MS=]",
+        "[env: MYAPP_MAX_DELAY_MS=]",
+        "[default: 2000]",
+        "[env: MYAPP_ERROR_RATE=]",
+        "[default: 0.5]",
+        "[env: MYAPP_BUCKETS=]",
+        "[env: MYAPP_SHUTDOWN_TIMEOUT_SECS=]",
+        "3 with the defaults",
+        "[env: MYAPP_LOG_FORMAT=]",
+        "[default: text]",
+    ] {
+        assert!(
+            help.contains(expected),
+            "--help lacks {expected:?}:\n{help}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_binary_counts_what_its_clients_saw() {
+    let server = Binary::start(&["--max-delay-ms", "20"]);
+    let http = reqwest::Client::new();
+    let before = scrape(&http, &server.url("/metrics")).await;
+    let requests = (0..200).map(|_| http.get(server.url("/work")).send());
+    let mut seen: HashMap<u16, u64> = HashMap::new();
+    for response in join_all(requests).await {
+        *seen.entry(response.unwrap().status().as_u16()).or_default() += 1;
+    }
+    let after = scrape(&http, &server.url("/metrics")).await;
+    assert_eq!(seen.values().sum::<u64>(), 200);
+    for status in ["200", "500"] {
+        let grew = after.processed(status) - before.processed(status);
+        assert_eq!(grew, seen[&status.parse().unwrap()], "status {status}");
+    }
+    assert_histogram_grew(&before, &after, 200, 0, 20);
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_then_exits_0() {
+    let server = Binary::start(&[
+        "--min-delay-ms",
+        "400",
+        "--max-delay-ms",
+        "400",
+        "--error-rate",
+        "0",
+    ]);
+    let http = reqwest::Client::new();
+    let requests: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(http.get(server.url("/work")).send()))
+        .collect();
+    // Let the 20 requests reach the handler before the signal.
+    for _ in 0..100 {
+        if scrape(&http, &server.url("/metrics")).await.in_flight() == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.signal("TERM");
+    for request in requests {
+        let response = request
+            .await
+            .unwrap()
+            .expect("a response despite the shutdown");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), r#"{"delay_ms":400}"#);
+    }
+    let (status, logs) = tokio::task::spawn_blocking(|| server.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(0), "{logs}");
+    assert!(
+        logs.contains("shutting down: draining in-flight requests signal=\"SIGTERM\""),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("stopped after every in-flight request finished"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn the_shutdown_timeout_ends_the_drain_and_logs_the_requests_cut_off() {
+    let server = Binary::start(&[
+        "--min-delay-ms",
+        "30000",
+        "--max-delay-ms",
+        "30000",
+        "--shutdown-timeout-secs",
+        "1",
+    ]);
+    let http = reqwest::Client::new();
+    let requests: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(http.get(server.url("/work")).send()))
+        .collect();
+    for _ in 0..100 {
+        if scrape(&http, &server.url("/metrics")).await.in_flight() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.signal("TERM");
+    let (status, logs) = tokio::task::spawn_blocking(|| server.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(1), "{logs}");
+    assert!(
+        logs.contains("stopped before every in-flight request finished cut_off=3"),
+        "{logs}"
+    );
+    for request in requests {
+        assert!(request.await.unwrap().is_err());
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let server = Binary::start(&["--log-format", "json"]);
+    server.signal("TERM");
+    let (status, logs) = server.wait();
+    assert_eq!(status.code(), Some(0));
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert_eq!(lines[0]["fields"]["message"], "listening");
+    assert_eq!(lines[0]["fields"]["max_delay_ms"], 2000);
+    assert_eq!(
+        lines.last().unwrap()["fields"]["message"],
+        "stopped after every in-flight request finished"
+    );
+}

@@ -1,0 +1,308 @@
+//! Spawns the app in-process or as the real binary, and reads its metrics.
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Child, Command, ExitStatus, Stdio},
+    thread::JoinHandle,
+};
+
+use myapp::{
+    config::Config,
+    metrics,
+    shutdown::Shutdown,
+    startup::{app, AppState, Application},
+    work::WorkSettings,
+};
+use poem::{
+    endpoint::BoxEndpoint,
+    test::{TestClient, TestResponse},
+    EndpointExt,
+};
+use prometheus_parse::{Sample, Scrape, Value};
+use tokio::sync::{Mutex, MutexGuard};
+
+/// The metrics are process-wide, so the tests that read their deltas take turns.
+static METRICS_IN_USE: Mutex<()> = Mutex::const_new(());
+
+/// Work settings for tests.
+pub fn work(min_delay_ms: u64, max_delay_ms: u64, error_rate: f64) -> WorkSettings {
+    WorkSettings {
+        min_delay_ms,
+        max_delay_ms,
+        error_rate,
+    }
+}
+
+/// The app in-process, driven through poem's `TestClient`.
+pub struct TestApp {
+    pub client: TestClient<BoxEndpoint<'static>>,
+    pub state: AppState,
+    _metrics_in_use: MutexGuard<'static, ()>,
+}
+
+impl TestApp {
+    pub async fn spawn(work: WorkSettings) -> Self {
+        let metrics_in_use = METRICS_IN_USE.lock().await;
+        metrics::init(&Config::defaults().buckets.0).expect("metrics register");
+        let state = AppState {
+            work,
+            shutdown: Shutdown::default(),
+        };
+        Self {
+            client: TestClient::new(app(&state).boxed()),
+            state,
+            _metrics_in_use: metrics_in_use,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.client.get(path).send().await
+    }
+
+    pub async fn scrape(&self) -> Snapshot {
+        let response = self.get("/metrics").await;
+        response.assert_status_is_ok();
+        Snapshot::parse(response.0.into_body().into_string().await.unwrap())
+    }
+}
+
+/// The app in-process on a real loopback socket.
+pub struct TestServer {
+    pub address: SocketAddr,
+    pub shutdown: Shutdown,
+    pub run: tokio::task::JoinHandle<myapp::server::ShutdownReport>,
+    pub http: reqwest::Client,
+    _metrics_in_use: MutexGuard<'static, ()>,
+}
+
+impl TestServer {
+    pub async fn spawn(work: WorkSettings, shutdown_timeout_secs: u64) -> Self {
+        let metrics_in_use = METRICS_IN_USE.lock().await;
+        let mut config = Config::defaults();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.min_delay_ms = work.min_delay_ms;
+        config.max_delay_ms = work.max_delay_ms;
+        config.error_rate = work.error_rate;
+        config.shutdown_timeout_secs = Some(shutdown_timeout_secs);
+        let shutdown = Shutdown::default();
+        let application = Application::build(&config, shutdown.clone())
+            .await
+            .expect("app builds");
+        Self {
+            address: application.address(),
+            shutdown,
+            run: tokio::spawn(application.run()),
+            http: reqwest::Client::new(),
+            _metrics_in_use: metrics_in_use,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub async fn scrape(&self) -> Snapshot {
+        scrape(&self.http, &self.url("/metrics")).await
+    }
+}
+
+/// GETs `url` and parses it as the text exposition format.
+pub async fn scrape(http: &reqwest::Client, url: &str) -> Snapshot {
+    let response = http.get(url).send().await.expect("scrape answers");
+    assert_eq!(response.status(), 200);
+    Snapshot::parse(response.text().await.unwrap())
+}
+
+/// One scrape of `/metrics`, parsed.
+pub struct Snapshot(Scrape);
+
+/// The latency histogram in one scrape.
+#[derive(Debug)]
+pub struct Histogram {
+    pub count: u64,
+    pub sum: f64,
+    /// (upper bound, cumulative count), in exposition order, ending with +Inf.
+    pub buckets: Vec<(f64, u64)>,
+}
+
+impl Histogram {
+    pub fn bucket(&self, le: f64) -> u64 {
+        self.buckets
+            .iter()
+            .find(|(bound, _)| *bound == le)
+            .unwrap_or_else(|| panic!("no bucket le={le}"))
+            .1
+    }
+}
+
+impl Snapshot {
+    pub fn parse(text: String) -> Self {
+        let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_string())))
+            .expect("the exposition parses");
+        Self(scrape)
+    }
+
+    fn sample(&self, name: &str, label: Option<(&str, &str)>) -> Option<&Sample> {
+        self.0.samples.iter().find(|sample| {
+            sample.metric == name
+                && label.is_none_or(|(key, value)| sample.labels.get(key) == Some(value))
+        })
+    }
+
+    fn number(&self, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
+        match self.sample(name, label)?.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+            ref other => panic!("{name} is not a number: {other:?}"),
+        }
+    }
+
+    /// `myapp_processed_ops_total{status}`, 0 when the series is absent.
+    pub fn processed(&self, status: &str) -> u64 {
+        self.number("myapp_processed_ops_total", Some(("status", status)))
+            .unwrap_or(0.0) as u64
+    }
+
+    pub fn in_flight(&self) -> i64 {
+        self.number("myapp_requests_in_flight", None)
+            .expect("in-flight gauge") as i64
+    }
+
+    pub fn duration(&self) -> Histogram {
+        let name = "myapp_request_duration_seconds";
+        let Value::Histogram(ref buckets) = self.sample(name, None).expect("histogram").value
+        else {
+            panic!("{name} is not a histogram")
+        };
+        Histogram {
+            count: self.number(&format!("{name}_count"), None).unwrap() as u64,
+            sum: self.number(&format!("{name}_sum"), None).unwrap(),
+            buckets: buckets
+                .iter()
+                .map(|bucket| (bucket.less_than, bucket.count as u64))
+                .collect(),
+        }
+    }
+}
+
+/// Checks what `n` more requests with delays in `[min_ms, max_ms]` did to the
+/// histogram: count and +Inf grew by `n`, buckets stay cumulative, and the sum
+/// grew by at least `n * min` and at most `n * (max + slack)`, where `slack`
+/// bounds the time spent outside the sleep (scheduling, the middleware).
+pub fn assert_histogram_grew(
+    before: &Snapshot,
+    after: &Snapshot,
+    n: u64,
+    min_ms: u64,
+    max_ms: u64,
+) {
+    let slack_secs = 0.25;
+    let (before, after) = (before.duration(), after.duration());
+    assert_eq!(after.count - before.count, n, "_count delta");
+    let inf = |h: &Histogram| h.buckets.last().map(|&(le, c)| (le, c)).unwrap();
+    assert_eq!(inf(&after).0, f64::INFINITY);
+    assert_eq!(inf(&after).1 - inf(&before).1, n, "+Inf bucket delta");
+    assert_eq!(inf(&after).1, after.count, "+Inf equals _count");
+    assert!(
+        after.buckets.windows(2).all(|pair| pair[0].1 <= pair[1].1),
+        "buckets are cumulative: {:?}",
+        after.buckets
+    );
+    let sum = after.sum - before.sum;
+    let (low, high) = (
+        n as f64 * min_ms as f64 / 1000.0,
+        n as f64 * (max_ms as f64 / 1000.0 + slack_secs),
+    );
+    assert!(
+        sum >= low && sum <= high,
+        "_sum delta {sum} not in [{low}, {high}]"
+    );
+}
+
+/// The real binary, started on a free loopback port.
+pub struct Binary {
+    child: Child,
+    pub address: SocketAddr,
+    logs: Option<JoinHandle<String>>,
+}
+
+pub fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_myapp"));
+    command.env_clear().env("RUST_LOG", "info");
+    command
+}
+
+impl Binary {
+    /// Starts `myapp --listen 127.0.0.1:0 ARGS` and waits for its "listening" line.
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = binary()
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = String::new();
+        let address = loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("exited before listening; logs:\n{seen}"))
+                .unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(address) = listening_address(&line) {
+                break address;
+            }
+        };
+        let logs = std::thread::spawn(move || {
+            lines
+                .map_while(Result::ok)
+                .fold(seen, |logs, line| logs + &line + "\n")
+        });
+        Self {
+            child,
+            address,
+            logs: Some(logs),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its status and everything it logged.
+    pub fn wait(mut self) -> (ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        let logs = self.logs.take().unwrap().join().unwrap();
+        (status, logs)
+    }
+}
+
+/// The address in the start-up "listening" line, in either log format.
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
+        let fields = &json["fields"];
+        return (fields["message"] == "listening")
+            .then(|| fields["address"].as_str()?.parse().ok())?;
+    }
+    line.contains(" listening ").then(|| {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix("address="))?
+            .parse()
+            .ok()
+    })?
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the app in-process, on a real socket, and as the real binary.
+mod binary;
+mod concurrency;
+mod health;
+mod helpers;
+mod metrics;
+mod openapi;
+mod shutdown;
+mod work;

@@ -1,0 +1,60 @@
+use serde_json::Value;
+
+use crate::helpers::{work, TestApp};
+
+#[test]
+fn committed_spec_matches_the_code() {
+    let committed = include_str!("../../openapi/openapi.json");
+    assert!(
+        committed.trim_end() == myapp::startup::openapi_json().trim_end(),
+        "openapi/openapi.json is stale: regenerate it with `just openapi` \
+         (cargo run -- openapi > openapi/openapi.json)"
+    );
+}
+
+#[tokio::test]
+async fn spec_documents_every_operation_and_work_answers() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    let spec: Value = app
+        .get("/openapi.json")
+        .await
+        .json()
+        .await
+        .value()
+        .deserialize();
+    let paths = spec["paths"].as_object().unwrap();
+    let mut names: Vec<&str> = paths.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["/healthz", "/metrics", "/readyz", "/work"]);
+    let work = &spec["paths"]["/work"]["get"]["responses"];
+    let mut codes: Vec<&str> = work
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    codes.sort();
+    assert_eq!(codes, ["200", "500"]);
+    assert_eq!(
+        work["500"]["content"]["application/json; charset=utf-8"]["schema"]["$ref"],
+        "#/components/schemas/WorkFailed"
+    );
+    let metrics = &spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"];
+    assert!(
+        metrics["text/plain; version=0.0.4; charset=utf-8"].is_object(),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn spec_is_served_as_yaml_and_swagger_ui_at_docs() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    let yaml = app.get("/openapi.yaml").await;
+    yaml.assert_status_is_ok();
+    let text = yaml.0.into_body().into_string().await.unwrap();
+    assert!(text.contains("/work:"), "{text}");
+    let docs = app.get("/docs").await;
+    docs.assert_status_is_ok();
+    let html = docs.0.into_body().into_string().await.unwrap();
+    assert!(html.contains("SwaggerUIBundle"), "{html}");
+}

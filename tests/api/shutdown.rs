@@ -1,0 +1,138 @@
+use std::time::Duration;
+
+use tokio::{io::AsyncWriteExt, net::TcpStream};
+
+use crate::helpers::{work, Snapshot, TestServer};
+
+/// Scrapes until `/work` has no request in flight (bounded: 100 tries, 5 s).
+async fn scrape_when_idle(server: &TestServer) -> Snapshot {
+    for _ in 0..100 {
+        let snapshot = server.scrape().await;
+        if snapshot.in_flight() == 0 {
+            return snapshot;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("requests still in flight after 5 s");
+}
+
+/// Waits until `n` `/work` requests are in flight (bounded: 100 tries, 5 s).
+async fn wait_in_flight(server: &TestServer, n: i64) {
+    for _ in 0..100 {
+        if server.scrape().await.in_flight() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("never saw {n} requests in flight");
+}
+
+#[tokio::test]
+async fn a_request_abandoned_by_its_client_is_counted_once_as_499() {
+    let server = TestServer::spawn(work(500, 500, 0.0), 5).await;
+    let before = server.scrape().await;
+    let mut stream = TcpStream::connect(server.address).await.unwrap();
+    stream
+        .write_all(b"GET /work HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    wait_in_flight(&server, 1).await;
+    drop(stream);
+    let after = scrape_when_idle(&server).await;
+    assert_eq!(after.processed("499") - before.processed("499"), 1);
+    assert_eq!(after.processed("200"), before.processed("200"));
+    assert_eq!(after.processed("500"), before.processed("500"));
+    let (b, a) = (before.duration(), after.duration());
+    assert_eq!(a.count - b.count, 1);
+    // Timed until the client left, before the 500 ms sleep ended.
+    assert!(a.sum - b.sum < 0.5, "timed {} s", a.sum - b.sum);
+    // Still exactly once, long after the sleep would have ended.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(server.scrape().await.duration().count, a.count);
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish_and_counts_them() {
+    let server = TestServer::spawn(work(300, 300, 0.0), 5).await;
+    let before = server.scrape().await;
+    let requests: Vec<_> = (0..50)
+        .map(|_| {
+            let request = server.http.get(server.url("/work")).send();
+            tokio::spawn(async move {
+                let response = request.await.expect("a complete response");
+                (
+                    response.status(),
+                    response.text().await.expect("a complete body"),
+                )
+            })
+        })
+        .collect();
+    wait_in_flight(&server, 50).await;
+    server.shutdown.begin();
+    for request in requests {
+        let (status, body) = request.await.unwrap();
+        assert_eq!(
+            (status.as_u16(), body.as_str()),
+            (200, r#"{"delay_ms":300}"#)
+        );
+    }
+    let report = server.run.await.unwrap();
+    assert_eq!(report.cut_off, 0);
+    assert!(
+        TcpStream::connect(server.address).await.is_err(),
+        "no connection is accepted after shutdown"
+    );
+    // The server is gone; the metrics are process-wide and still readable.
+    let after = myapp::metrics::global();
+    assert_eq!(after.processed(200).get() - before.processed("200"), 50);
+    assert_eq!(
+        after.duration.get_sample_count() - before.duration().count,
+        50
+    );
+    assert_eq!(after.in_flight.get(), 0);
+}
+
+#[tokio::test]
+async fn shutdown_timeout_cuts_off_and_reports_the_requests_in_flight() {
+    let server = TestServer::spawn(work(30_000, 30_000, 0.0), 1).await;
+    let before = server.scrape().await;
+    let requests: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(server.http.get(server.url("/work")).send()))
+        .collect();
+    wait_in_flight(&server, 3).await;
+    server.shutdown.begin();
+    let report = tokio::time::timeout(Duration::from_secs(10), server.run)
+        .await
+        .expect("the 1 s shutdown timeout ends the run")
+        .unwrap();
+    assert_eq!(report.cut_off, 3);
+    for request in requests {
+        assert!(
+            request.await.unwrap().is_err(),
+            "a cut-off request gets no answer"
+        );
+    }
+    // Cut off, but not lost: each is counted once, as 499.
+    let after = myapp::metrics::global();
+    assert_eq!(after.processed(499).get() - before.processed("499"), 3);
+    assert_eq!(after.in_flight.get(), 0);
+}
+
+#[tokio::test]
+async fn forcing_shutdown_ends_the_drain_at_once() {
+    let server = TestServer::spawn(work(30_000, 30_000, 0.0), 60).await;
+    let requests: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(server.http.get(server.url("/work")).send()))
+        .collect();
+    wait_in_flight(&server, 2).await;
+    server.shutdown.begin();
+    server.shutdown.force();
+    let report = tokio::time::timeout(Duration::from_secs(10), server.run)
+        .await
+        .expect("forcing ends the run well before the 60 s timeout")
+        .unwrap();
+    assert_eq!(report.cut_off, 2);
+    for request in requests {
+        assert!(request.await.unwrap().is_err());
+    }
+}
