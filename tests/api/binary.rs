@@ -26,7 +26,13 @@ fn start_up_error(args: &[&str], env: &[(&str, &str)]) -> String {
 
 #[test]
 fn each_bad_setting_stops_start_up_with_one_line_naming_it() {
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    // (arguments, environment, the start of the one line expected)
+    type Case = (
+        &'static [&'static str],
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
+    let cases: &[Case] = &[
         (&["--error-rate", "1.5"], &[], "error: invalid value '1.5' for '--error-rate <ERROR_RATE>': must be between 0.0 and 1.0"),
         (&["--error-rate", "abc"], &[], "error: invalid value 'abc' for '--error-rate <ERROR_RATE>': not a number"),
         (&[], &[("MYAPP_ERROR_RATE", "abc")], "error: invalid value 'abc' for '--error-rate <ERROR_RATE>': not a number"),
