@@ -67,6 +67,15 @@ pub struct Config {
         allow_negative_numbers = true
     )]
     pub shutdown_timeout_secs: Option<u64>,
+    /// Seconds a client has to send a request's headers, counted from when the
+    /// connection opens or its previous answer was sent; slower or idle
+    /// connections are closed.
+    #[arg(long, env = "MYAPP_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+    /// /work requests allowed in flight at once; beyond it /work answers 503
+    /// with Retry-After at once.
+    #[arg(long, env = "MYAPP_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight: u32,
     /// Log format.
     #[arg(long, env = "MYAPP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -172,6 +181,8 @@ mod tests {
         assert_eq!(config.buckets.to_string(), DEFAULT_BUCKETS);
         assert_eq!(config.shutdown_timeout(), Duration::from_secs(3));
         assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.header_timeout_secs, 10);
+        assert_eq!(config.max_in_flight, 10_000);
     }
 
     #[test]

@@ -9,11 +9,8 @@ use std::{
     time::Duration,
 };
 
-use hyper::body::Incoming;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-};
+use hyper::{body::Incoming, server::conn::http1};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::{
     http::uri::Scheme,
     web::{LocalAddr, RemoteAddr},
@@ -24,6 +21,9 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::shutdown::Shutdown;
 
+/// The largest request head (request line and headers) accepted, in bytes.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
 /// How a server run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
@@ -32,13 +32,23 @@ pub struct ShutdownReport {
     pub cut_off: usize,
 }
 
+/// Time limits of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+    /// How long a connection may take to send a request head, counted from
+    /// when it opens or its previous answer was sent.
+    pub header_timeout: Duration,
+}
+
 /// Serves `endpoint` on `listener` until `shutdown` begins, then lets in-flight
-/// requests finish for at most `timeout` (or until shutdown is forced).
+/// requests finish for at most the shutdown timeout (or until shutdown is forced).
 pub async fn serve<E>(
     listener: TcpListener,
     endpoint: E,
     shutdown: Shutdown,
-    timeout: Duration,
+    limits: Limits,
 ) -> ShutdownReport
 where
     E: Endpoint + 'static,
@@ -47,7 +57,13 @@ where
     let in_flight = Arc::new(AtomicUsize::new(0));
     let connections = TaskTracker::new();
     let cut_off = CancellationToken::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        // Bounds the memory one connection can hold while sending headers;
+        // larger heads are answered 431.
+        .max_buf_size(MAX_HEAD_BYTES);
     let local_addr = listener.local_addr().ok();
 
     loop {
@@ -86,7 +102,7 @@ where
         let shutdown = shutdown.clone();
         let cut_off = cut_off.clone();
         connections.spawn(async move {
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => return,
@@ -103,12 +119,12 @@ where
     connections.close();
     tracing::info!(
         in_flight = in_flight.load(Ordering::SeqCst),
-        timeout_secs = timeout.as_secs_f64(),
+        timeout_secs = limits.shutdown_timeout.as_secs_f64(),
         "stopped accepting connections; waiting for in-flight requests"
     );
     tokio::select! {
         _ = connections.wait() => return ShutdownReport { cut_off: 0 },
-        _ = tokio::time::sleep(timeout) => {}
+        _ = tokio::time::sleep(limits.shutdown_timeout) => {}
         _ = shutdown.forced() => {}
     }
     let report = ShutdownReport {

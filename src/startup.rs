@@ -12,7 +12,7 @@ use crate::{
     config::Config,
     health::HealthApi,
     metrics::{self, MetricsApi},
-    server::{self, ShutdownReport},
+    server::{self, Limits, ShutdownReport},
     shutdown::Shutdown,
     work::{WorkApi, WorkSettings},
 };
@@ -84,6 +84,7 @@ impl AppState {
                 min_delay_ms: config.min_delay_ms,
                 max_delay_ms: config.max_delay_ms,
                 error_rate: config.error_rate,
+                max_in_flight: config.max_in_flight,
             },
             shutdown,
         }
@@ -95,7 +96,7 @@ pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
     state: AppState,
-    shutdown_timeout: Duration,
+    limits: Limits,
 }
 
 impl Application {
@@ -117,7 +118,10 @@ impl Application {
             listener,
             address,
             state: AppState::new(config, shutdown),
-            shutdown_timeout: config.shutdown_timeout(),
+            limits: Limits {
+                shutdown_timeout: config.shutdown_timeout(),
+                header_timeout: Duration::from_secs(config.header_timeout_secs),
+            },
         })
     }
 
@@ -129,12 +133,6 @@ impl Application {
     /// Serves until shutdown begins and the drain ends.
     pub async fn run(self) -> ShutdownReport {
         let app = app(&self.state);
-        server::serve(
-            self.listener,
-            app,
-            self.state.shutdown.clone(),
-            self.shutdown_timeout,
-        )
-        .await
+        server::serve(self.listener, app, self.state.shutdown.clone(), self.limits).await
     }
 }

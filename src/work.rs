@@ -4,6 +4,7 @@ use std::time::Duration;
 use poem::{Endpoint, EndpointExt};
 use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
 use rand::Rng;
+use tokio::sync::Semaphore;
 
 use crate::{metrics, request_metrics::RequestMetrics};
 
@@ -16,6 +17,8 @@ pub struct WorkSettings {
     pub max_delay_ms: u64,
     /// Share of requests that fail, from 0.0 to 1.0.
     pub error_rate: f64,
+    /// Requests allowed in flight at once; more are answered 503.
+    pub max_in_flight: u32,
 }
 
 /// The work was done.
@@ -34,6 +37,16 @@ pub struct WorkFailed {
     pub error: String,
 }
 
+/// Too many requests are in flight: this one was not started.
+#[derive(Debug, Object)]
+pub struct Overloaded {
+    /// Why the request was refused.
+    pub error: String,
+}
+
+/// Seconds a refused client is asked to wait, in `Retry-After`.
+pub const RETRY_AFTER_SECS: u64 = 1;
+
 /// Answers of `GET /work`.
 #[derive(Debug, ApiResponse)]
 pub enum WorkResponse {
@@ -43,17 +56,30 @@ pub enum WorkResponse {
     /// The work failed, as it does for a share of requests set by `--error-rate`.
     #[oai(status = 500)]
     Failed(Json<WorkFailed>),
+    /// `--max-in-flight` requests are already in flight; retry after the
+    /// number of seconds in `Retry-After`.
+    #[oai(status = 503)]
+    Overloaded(
+        Json<Overloaded>,
+        /// Seconds to wait before retrying.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
 }
 
 /// The `/work` operation.
 pub struct WorkApi {
     settings: WorkSettings,
+    permits: Semaphore,
 }
 
 impl WorkApi {
     /// The operation with these settings.
     pub fn new(settings: WorkSettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            permits: Semaphore::new(settings.max_in_flight as usize),
+        }
     }
 }
 
@@ -62,14 +88,24 @@ impl WorkApi {
     /// Simulate work
     ///
     /// Sleeps a uniformly random time between the minimum and maximum delay,
-    /// then answers 200, or 500 for a random share of requests. Counted in
+    /// then answers 200, or 500 for a random share of requests; 503 at once when
+    /// `--max-in-flight` requests are already in flight. Counted in
     /// `myapp_processed_ops_total` and timed in `myapp_request_duration_seconds`.
     #[oai(path = "/work", method = "get", transform = "record_metrics")]
     async fn work(&self) -> WorkResponse {
+        let Ok(_permit) = self.permits.try_acquire() else {
+            return WorkResponse::Overloaded(
+                Json(Overloaded {
+                    error: format!("{} requests already in flight", self.settings.max_in_flight),
+                }),
+                RETRY_AFTER_SECS,
+            );
+        };
         let WorkSettings {
             min_delay_ms,
             max_delay_ms,
             error_rate,
+            ..
         } = self.settings;
         let (delay_ms, fails) = {
             let mut rng = rand::rng();

@@ -21,6 +21,7 @@ fn client(error_rate: f64) -> TestClient<impl poem::Endpoint> {
             min_delay_ms: 0,
             max_delay_ms: 0,
             error_rate,
+            max_in_flight: 10,
         },
         shutdown: Shutdown::default(),
     };

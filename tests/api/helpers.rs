@@ -30,6 +30,7 @@ pub fn work(min_delay_ms: u64, max_delay_ms: u64, error_rate: f64) -> WorkSettin
         min_delay_ms,
         max_delay_ms,
         error_rate,
+        max_in_flight: 10_000,
     }
 }
 
@@ -76,14 +77,21 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// Starts with these work settings and shutdown timeout, and otherwise the defaults.
     pub async fn spawn(work: WorkSettings, shutdown_timeout_secs: u64) -> Self {
-        let metrics_in_use = METRICS_IN_USE.lock().await;
         let mut config = Config::defaults();
-        config.listen = "127.0.0.1:0".parse().unwrap();
         config.min_delay_ms = work.min_delay_ms;
         config.max_delay_ms = work.max_delay_ms;
         config.error_rate = work.error_rate;
+        config.max_in_flight = work.max_in_flight;
         config.shutdown_timeout_secs = Some(shutdown_timeout_secs);
+        Self::start(config).await
+    }
+
+    /// Starts with `config`, on a free loopback port.
+    pub async fn start(mut config: Config) -> Self {
+        let metrics_in_use = METRICS_IN_USE.lock().await;
+        config.listen = "127.0.0.1:0".parse().unwrap();
         let shutdown = Shutdown::default();
         let application = Application::build(&config, shutdown.clone())
             .await
