@@ -23,6 +23,7 @@ fn client(error_rate: f64) -> TestClient<impl poem::Endpoint> {
             error_rate,
         },
         shutdown: Shutdown::default(),
+        metrics_token: None,
     };
     TestClient::new(app(&state))
 }

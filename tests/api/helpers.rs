@@ -47,6 +47,7 @@ impl TestApp {
         let state = AppState {
             work,
             shutdown: Shutdown::default(),
+            metrics_token: None,
         };
         Self {
             client: TestClient::new(app(&state).boxed()),
