@@ -60,7 +60,7 @@ pub struct AppState {
 /// The OpenAPI service: every documented operation, as one port serves them
 /// without `--metrics-listen`.
 pub fn api(state: &AppState) -> OpenApiService<(WorkApi, HealthApi, MetricsApi), ()> {
-    let (health, metrics) = operations(state);
+    let (health, metrics) = metrics_port_operations(state);
     openapi(
         (WorkApi::new(state.work), health, metrics),
         "Simulates work on GET /work and exposes Prometheus metrics about it on GET /metrics.",
@@ -94,14 +94,18 @@ pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'stat
     Route::new()
         .nest(
             "/",
-            OpenApiService::new(operations(state), "myapp", env!("CARGO_PKG_VERSION")),
+            OpenApiService::new(
+                metrics_port_operations(state),
+                "myapp",
+                env!("CARGO_PKG_VERSION"),
+            ),
         )
         .with(CatchPanic::new())
         .with(Tracing)
 }
 
-/// The operations of the metrics port.
-fn operations(state: &AppState) -> (HealthApi, MetricsApi) {
+/// The operations that `--metrics-listen` moves to its port.
+fn metrics_port_operations(state: &AppState) -> (HealthApi, MetricsApi) {
     (
         HealthApi::new(state.shutdown.clone()),
         MetricsApi::new(state.metrics_token.clone()),
@@ -122,7 +126,8 @@ fn with_docs<T: OpenApi + 'static>(api: OpenApiService<T, ()>) -> Route {
 }
 
 impl AppState {
-    /// The state described by `config`.
+    /// The state described by `config`, without a metrics token:
+    /// [`Application::build`] reads the token file.
     pub fn new(config: &Config, shutdown: Shutdown) -> Self {
         Self {
             work: WorkSettings {
