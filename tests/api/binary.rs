@@ -3,7 +3,7 @@ use std::{collections::HashMap, net::TcpListener, time::Duration};
 
 use futures_util::future::join_all;
 
-use crate::helpers::{assert_histogram_grew, binary, scrape, token_file, Binary};
+use crate::helpers::{assert_histogram_grew, binary, scrape, Binary, TokenFile};
 
 /// Runs the binary with `args` and `env`, expecting a start-up error.
 fn start_up_error(args: &[&str], env: &[(&str, &str)]) -> String {
@@ -276,12 +276,12 @@ async fn with_metrics_listen_metrics_and_probes_move_to_the_second_port() {
 
 #[tokio::test]
 async fn the_token_is_required_on_metrics_and_never_logged() {
-    let (path, _) = token_file("binary", "t0ken-never-logged");
+    let file = TokenFile::new("binary", "t0ken-never-logged");
     let server = Binary::start(&[
         "--metrics-listen",
         "127.0.0.1:0",
         "--metrics-token-file",
-        path.to_str().unwrap(),
+        file.path.to_str().unwrap(),
     ]);
     let http = reqwest::Client::new();
     let url = server.metrics_url("/metrics");

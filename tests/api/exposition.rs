@@ -5,7 +5,7 @@ use std::io::Read;
 use poem::http::StatusCode;
 use prometheus::proto::{MetricFamily, MetricType};
 
-use crate::helpers::{decode_protobuf, token_file, work, Snapshot, TestApp};
+use crate::helpers::{decode_protobuf, work, Snapshot, TestApp, TokenFile};
 
 const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 const PROTOBUF: &str =
@@ -228,8 +228,8 @@ async fn the_tokio_gauges_describe_the_runtime_that_serves() {
 
 #[tokio::test]
 async fn a_token_guards_metrics_but_not_the_probes() {
-    let (_, token) = token_file("guards", "s3cret");
-    let app = TestApp::spawn_with_token(work(0, 0, 0.0), Some(token)).await;
+    let file = TokenFile::new("guards", "s3cret");
+    let app = TestApp::spawn_with_token(work(0, 0, 0.0), Some(file.token.clone())).await;
     let authorized = || async {
         let response = app
             .client

@@ -373,12 +373,25 @@ pub fn decode_protobuf(body: &[u8]) -> Vec<prometheus::proto::MetricFamily> {
     families
 }
 
-/// Writes `token` to a fresh file and reads it as `--metrics-token-file` does.
-pub fn token_file(name: &str, token: &str) -> (std::path::PathBuf, MetricsToken) {
-    let dir = std::env::temp_dir().join(format!("myapp-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, format!("{token}\n")).unwrap();
-    let token = MetricsToken::read(&path).expect("a good token file");
-    (path, token)
+/// A token file, removed when dropped.
+pub struct TokenFile {
+    pub path: std::path::PathBuf,
+    /// The token as `--metrics-token-file` reads it.
+    pub token: MetricsToken,
+}
+
+impl TokenFile {
+    /// Writes `token` and a newline to a fresh file named after `name`.
+    pub fn new(name: &str, token: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("myapp-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, format!("{token}\n")).unwrap();
+        let token = MetricsToken::read(&path).expect("a good token file");
+        Self { path, token }
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
