@@ -137,7 +137,8 @@ for kind in text protobuf; do
   count=$(prom_query "$p" 'sum(myapp_request_duration_seconds_count)')
   check "  sum(myapp_request_duration_seconds_count) = $count" test "$count" = "$REQUESTS"
   p50=$(prom_query "$p" 'histogram_quantile(0.5, sum by (le) (rate(myapp_request_duration_seconds_bucket[1m])))')
-  check "  p50 $p50 s in [$low, $high] (delays $MIN_DELAY_MS..$MAX_DELAY_MS ms)" between "$low" "$p50" "$high"
+  check "  p50 $(printf %.4f "$p50") s in [$low, $high] (delays $MIN_DELAY_MS..$MAX_DELAY_MS ms)" \
+    between "$low" "$p50" "$high"
 
   # Every rule of rules.yml loaded and healthy, every recorded series present.
   rules=$(curl -sf "$p/api/v1/rules" | python3 -c '
