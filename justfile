@@ -17,3 +17,17 @@ smoke-test:
 # Regenerate the committed OpenAPI spec from the code.
 openapi:
     cargo run --quiet -- openapi > openapi/openapi.json
+
+# Three replicas and a real Prometheus (text and protobuf): exact counts, rules, dashboard queries.
+e2e:
+    scripts/e2e-prometheus.sh
+
+# Load /docs in headless chromium and check what Swagger UI renders; screenshot in target/.
+docs-test:
+    scripts/docs-browser-test.sh
+
+# Check that deploy/ agrees with itself and with `myapp --help`.
+check-deploy:
+    cargo build --release --locked --quiet
+    python3 scripts/gen-prometheusrule.py --check
+    python3 scripts/check-deploy.py target/release/myapp

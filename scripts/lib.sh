@@ -16,6 +16,10 @@ stop_all() {
   PIDS=()
 }
 trap stop_all EXIT
+# A signal (Ctrl-C, a closed output pipe) becomes an exit, so the trap runs.
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+trap 'exit 141' PIPE
 
 pass() { PASSED=$((PASSED + 1)); printf '  ok    %s\n' "$*"; }
 fail() { FAILED=$((FAILED + 1)); printf '  FAIL  %s\n' "$*"; }
@@ -49,18 +53,29 @@ need_package() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
 }
 
+# need_pyyaml: installs PyYAML with pip when python3 lacks it.
+need_pyyaml() {
+  python3 -c 'import yaml' 2>/dev/null && return 0
+  echo "installing PyYAML (pip install pyyaml)"
+  pip install --quiet pyyaml
+}
+
 # start_myapp LOGFILE ARGS...: starts the release binary on a free loopback
-# port and sets MYAPP_PID and MYAPP_ADDR from its "listening" log line.
+# port and sets MYAPP_PID, MYAPP_ADDR and MYAPP_METRICS_ADDR (where /metrics is
+# served: MYAPP_ADDR, or the --metrics-listen one) from its "listening" log
+# line. RUST_LOG is passed on (default info).
 start_myapp() {
   local log=$1
   shift
-  RUST_LOG=info target/release/myapp --listen 127.0.0.1:0 "$@" >"$log" 2>&1 &
+  RUST_LOG=${RUST_LOG:-info} target/release/myapp --listen 127.0.0.1:0 "$@" >"$log" 2>&1 &
   MYAPP_PID=$!
   PIDS+=("$MYAPP_PID")
   MYAPP_ADDR=
   local _
   for _ in $(seq 100); do
-    MYAPP_ADDR=$(sed -n 's/.* listening address=\([0-9.:]*\) .*/\1/p' "$log")
+    # The log may not exist yet: the background shell creates it.
+    MYAPP_ADDR=$(sed -n 's/.* listening address=\([0-9.:]*\) .*/\1/p' "$log" 2>/dev/null || true)
+    MYAPP_METRICS_ADDR=$(sed -n 's/.* listening .* metrics_address=\([0-9.:]*\) .*/\1/p' "$log" 2>/dev/null || true)
     [ -n "$MYAPP_ADDR" ] && return 0
     kill -0 "$MYAPP_PID" 2>/dev/null || break
     sleep 0.1
@@ -68,6 +83,51 @@ start_myapp() {
   echo "myapp did not start; its log:" >&2
   cat "$log" >&2
   return 1
+}
+
+# start_process LOGFILE COMMAND...: starts COMMAND in the background, stopped
+# on exit like the others; sets LAST_PID.
+start_process() {
+  local log=$1
+  shift
+  "$@" >"$log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+
+# free_port: prints a loopback TCP port that is free now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_until SECONDS COMMAND...: runs COMMAND every 0.2 s until it succeeds;
+# returns 1 if it has not after SECONDS.
+wait_until() {
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@" >/dev/null 2>&1; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+
+# prom_query PROMETHEUS_URL QUERY: runs an instant query through the HTTP API
+# and prints one line per series, "label=value,... VALUE" (labels sorted, the
+# line is just VALUE without labels). Fails on an error or an empty result.
+prom_query() {
+  curl -sfG --max-time 10 "$1/api/v1/query" --data-urlencode "query=$2" | python3 -c '
+import json, sys
+answer = json.load(sys.stdin)
+if answer.get("status") != "success":
+    sys.exit("query failed: %s" % answer.get("error"))
+data = answer["data"]
+rows = data["result"] if data["resultType"] in ("vector", "matrix") else [{"metric": {}, "value": data["result"]}]
+if not rows:
+    sys.exit("no data")
+for row in sorted(rows, key=lambda r: sorted(r["metric"].items())):
+    labels = ",".join("%s=%s" % kv for kv in sorted(row["metric"].items()))
+    print((labels + " " if labels else "") + row["value"][1])
+'
 }
 
 # http_status URL: prints the HTTP status of a GET.

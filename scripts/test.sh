@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project: formatting, lints, unit and integration tests, the
-# smoke test against the release binary, and promtool's lint of a real scrape.
+# smoke test against the release binary, promtool's lint of a real scrape, the
+# Prometheus rules and their unit tests, the deployment files, the end-to-end
+# test with a real Prometheus, and Swagger UI in a real browser.
 # Installs what it needs when run as root (as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +34,25 @@ if need_package promtool prometheus; then
 else
   echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
 fi
+
+step "promtool check rules, promtool test rules"
+if need_package promtool prometheus; then
+  promtool check rules deploy/prometheus/rules.yml
+  promtool test rules deploy/prometheus/rules.test.yml
+else
+  echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
+fi
+
+step "deployment files"
+need_pyyaml
+python3 scripts/gen-prometheusrule.py --check
+python3 scripts/check-deploy.py target/release/myapp
+
+step "end to end with Prometheus"
+scripts/e2e-prometheus.sh
+
+step "Swagger UI in a browser"
+scripts/docs-browser-test.sh
 
 step "justfile parses"
 if ! command -v just >/dev/null; then

@@ -1,5 +1,5 @@
 //! Command-line and environment configuration, validated at start-up.
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -36,6 +36,14 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "MYAPP_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// Address to serve /metrics, /healthz and /readyz on, instead of on --listen
+    /// [default: none: they are served on --listen].
+    #[arg(long, env = "MYAPP_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// File holding the bearer token that /metrics then requires
+    /// (`Authorization: Bearer <token>`), read at start-up [default: none: /metrics is open].
+    #[arg(long, env = "MYAPP_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
     /// Shortest simulated work, in milliseconds.
     #[arg(
         long,
@@ -176,6 +184,8 @@ mod tests {
     fn defaults_match_the_documented_table() {
         let config = Config::defaults();
         assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.metrics_listen, None);
+        assert_eq!(config.metrics_token_file, None);
         assert_eq!((config.min_delay_ms, config.max_delay_ms), (0, 2000));
         assert_eq!(config.error_rate, 0.5);
         assert_eq!(config.buckets.to_string(), DEFAULT_BUCKETS);

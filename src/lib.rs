@@ -5,9 +5,12 @@
 #![deny(unreachable_pub)]
 
 pub mod config;
+pub mod exposition;
 pub mod health;
 pub mod metrics;
+pub mod metrics_token;
 pub mod request_metrics;
+pub mod runtime_metrics;
 pub mod server;
 pub mod shutdown;
 pub mod startup;

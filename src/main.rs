@@ -43,6 +43,8 @@ async fn main() -> ExitCode {
     }
     tracing::info!(
         address = %application.address(),
+        metrics_address = %application.metrics_address(),
+        metrics_token = if application.has_metrics_token() { "set" } else { "none" },
         min_delay_ms = config.min_delay_ms,
         max_delay_ms = config.max_delay_ms,
         error_rate = config.error_rate,

@@ -1,12 +1,12 @@
-//! The metrics: process-wide globals in the prometheus crate's default registry,
-//! and the `GET /metrics` endpoint that exposes them.
+//! The metrics: process-wide globals in the prometheus crate's default
+//! registry. `GET /metrics` (src/exposition.rs) exposes them.
 use std::sync::Mutex;
 
-use poem_openapi::{payload::PlainText, ApiResponse, OpenApi};
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
 };
+
+use crate::{exposition, runtime_metrics::RuntimeCollector};
 
 /// The request metrics of `/work`.
 #[derive(Debug)]
@@ -78,7 +78,9 @@ impl Metrics {
 
 static METRICS: Mutex<Option<&'static Metrics>> = Mutex::new(None);
 
-/// Registers the metrics in the default registry with these histogram buckets.
+/// Registers every metric of the service in the default registry: the
+/// [`Metrics`] of `/work` with these histogram buckets, the scrape metrics of
+/// `/metrics` and the tokio runtime's gauges.
 ///
 /// The first call registers; later calls in the same process (tests build many
 /// apps) return the metrics it registered.
@@ -89,10 +91,10 @@ pub fn init(buckets: &[f64]) -> prometheus::Result<&'static Metrics> {
     if let Some(metrics) = *slot {
         return Ok(metrics);
     }
-    let metrics: &'static Metrics = Box::leak(Box::new(Metrics::register(
-        prometheus::default_registry(),
-        buckets,
-    )?));
+    let registry = prometheus::default_registry();
+    let metrics: &'static Metrics = Box::leak(Box::new(Metrics::register(registry, buckets)?));
+    exposition::init(registry)?;
+    registry.register(Box::new(RuntimeCollector::new()?))?;
     *slot = Some(metrics);
     Ok(metrics)
 }
@@ -103,39 +105,4 @@ pub fn global() -> &'static Metrics {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .expect("metrics::init runs before the app is built")
-}
-
-/// Answers of `GET /metrics`.
-#[derive(ApiResponse)]
-pub enum MetricsResponse {
-    /// Every metric of the default registry, in the Prometheus text format.
-    #[oai(
-        status = 200,
-        content_type = "text/plain; version=0.0.4; charset=utf-8"
-    )]
-    Ok(PlainText<String>),
-    /// The metrics could not be gathered or encoded; the body says why.
-    #[oai(status = 500)]
-    Failed(PlainText<String>),
-}
-
-/// The `/metrics` operation.
-pub struct MetricsApi;
-
-#[OpenApi]
-impl MetricsApi {
-    /// Prometheus metrics
-    ///
-    /// Scraped by Prometheus. Requests to this path are not counted in the
-    /// `myapp_*` request metrics.
-    #[oai(path = "/metrics", method = "get")]
-    async fn metrics(&self) -> MetricsResponse {
-        match TextEncoder::new().encode_to_string(&prometheus::gather()) {
-            Ok(text) => MetricsResponse::Ok(PlainText(text)),
-            Err(err) => {
-                tracing::error!(error = %err, "failed to encode metrics");
-                MetricsResponse::Failed(PlainText(format!("failed to encode metrics: {err}")))
-            }
-        }
-    }
 }

@@ -5,13 +5,15 @@ use poem::{
     middleware::{CatchPanic, Tracing},
     Endpoint, EndpointExt, Response, Route,
 };
-use poem_openapi::OpenApiService;
+use poem_openapi::{OpenApi, OpenApiService};
 use tokio::net::TcpListener;
 
 use crate::{
     config::Config,
+    exposition::MetricsApi,
     health::HealthApi,
-    metrics::{self, MetricsApi},
+    metrics,
+    metrics_token::{MetricsToken, TokenFileError},
     server::{self, Limits, ShutdownReport},
     shutdown::Shutdown,
     work::{WorkApi, WorkSettings},
@@ -28,6 +30,17 @@ pub enum StartError {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// The metrics address could not be bound.
+    #[error("--metrics-listen {address}: cannot bind: {source}")]
+    MetricsBind {
+        /// The address asked for.
+        address: SocketAddr,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The metrics token file cannot be used.
+    #[error(transparent)]
+    MetricsToken(#[from] TokenFileError),
     /// The metrics could not be registered.
     #[error("cannot register the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -40,20 +53,16 @@ pub struct AppState {
     pub work: WorkSettings,
     /// Shared with the server; drives `/readyz`.
     pub shutdown: Shutdown,
+    /// The bearer token `/metrics` requires, if any.
+    pub metrics_token: Option<MetricsToken>,
 }
 
-/// The OpenAPI service: every documented operation.
+/// The OpenAPI service: every documented operation, as one port serves them
+/// without `--metrics-listen`.
 pub fn api(state: &AppState) -> OpenApiService<(WorkApi, HealthApi, MetricsApi), ()> {
-    OpenApiService::new(
-        (
-            WorkApi::new(state.work),
-            HealthApi::new(state.shutdown.clone()),
-            MetricsApi,
-        ),
-        "myapp",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
+    let (health, metrics) = metrics_port_operations(state);
+    openapi(
+        (WorkApi::new(state.work), health, metrics),
         "Simulates work on GET /work and exposes Prometheus metrics about it on GET /metrics.",
     )
 }
@@ -64,20 +73,61 @@ pub fn openapi_json() -> String {
     api(&AppState::new(&config, Shutdown::default())).spec()
 }
 
-/// The whole application as one endpoint. [`metrics::init`] must have run.
+/// The whole application on one port. [`metrics::init`] must have run.
 pub fn app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
-    let api = api(state);
+    with_docs(api(state)).with(CatchPanic::new()).with(Tracing)
+}
+
+/// The public port when `--metrics-listen` is set: `/work` and its docs, but
+/// not `/metrics`, `/healthz` or `/readyz` (404).
+pub fn public_app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
+    let api = openapi(
+        WorkApi::new(state.work),
+        "Simulates work on GET /work. This instance serves its metrics and health \
+         probes on its --metrics-listen port.",
+    );
+    with_docs(api).with(CatchPanic::new()).with(Tracing)
+}
+
+/// The `--metrics-listen` port: `/metrics`, `/healthz` and `/readyz` only.
+pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
+    Route::new()
+        .nest(
+            "/",
+            OpenApiService::new(
+                metrics_port_operations(state),
+                "myapp",
+                env!("CARGO_PKG_VERSION"),
+            ),
+        )
+        .with(CatchPanic::new())
+        .with(Tracing)
+}
+
+/// The operations that `--metrics-listen` moves to its port.
+fn metrics_port_operations(state: &AppState) -> (HealthApi, MetricsApi) {
+    (
+        HealthApi::new(state.shutdown.clone()),
+        MetricsApi::new(state.metrics_token.clone()),
+    )
+}
+
+fn openapi<T: OpenApi>(operations: T, description: &str) -> OpenApiService<T, ()> {
+    OpenApiService::new(operations, "myapp", env!("CARGO_PKG_VERSION")).description(description)
+}
+
+/// The operations at `/`, Swagger UI at `/docs` and the spec at `/openapi.*`.
+fn with_docs<T: OpenApi + 'static>(api: OpenApiService<T, ()>) -> Route {
     Route::new()
         .nest("/docs", api.swagger_ui())
         .at("/openapi.json", api.spec_endpoint())
         .at("/openapi.yaml", api.spec_endpoint_yaml())
         .nest("/", api)
-        .with(CatchPanic::new())
-        .with(Tracing)
 }
 
 impl AppState {
-    /// The state described by `config`.
+    /// The state described by `config`, without a metrics token:
+    /// [`Application::build`] reads the token file.
     pub fn new(config: &Config, shutdown: Shutdown) -> Self {
         Self {
             work: WorkSettings {
@@ -87,6 +137,7 @@ impl AppState {
                 max_in_flight: config.max_in_flight,
             },
             shutdown,
+            metrics_token: None,
         }
     }
 }
@@ -95,29 +146,42 @@ impl AppState {
 pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
+    /// The `--metrics-listen` listener and its address.
+    metrics: Option<(TcpListener, SocketAddr)>,
     state: AppState,
     limits: Limits,
 }
 
 impl Application {
-    /// Registers the metrics and binds the listen address (port 0 picks a free one).
+    /// Registers the metrics, reads the metrics token and binds the listen
+    /// addresses (port 0 picks a free one).
     pub async fn build(config: &Config, shutdown: Shutdown) -> Result<Self, StartError> {
         metrics::init(&config.buckets.0)?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
-        let address = listener.local_addr().map_err(|source| StartError::Bind {
-            address: config.listen,
-            source,
-        })?;
+        let mut state = AppState::new(config, shutdown);
+        state.metrics_token = config
+            .metrics_token_file
+            .as_deref()
+            .map(MetricsToken::read)
+            .transpose()?;
+        let (listener, address) = bind(config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                address: config.listen,
+                source,
+            })?;
+        let metrics = match config.metrics_listen {
+            Some(address) => Some(
+                bind(address)
+                    .await
+                    .map_err(|source| StartError::MetricsBind { address, source })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
             address,
-            state: AppState::new(config, shutdown),
+            metrics,
+            state,
             limits: Limits {
                 shutdown_timeout: config.shutdown_timeout(),
                 header_timeout: Duration::from_secs(config.header_timeout_secs),
@@ -130,9 +194,46 @@ impl Application {
         self.address
     }
 
-    /// Serves until shutdown begins and the drain ends.
-    pub async fn run(self) -> ShutdownReport {
-        let app = app(&self.state);
-        server::serve(self.listener, app, self.state.shutdown.clone(), self.limits).await
+    /// The address that serves `/metrics`, `/healthz` and `/readyz`: the
+    /// `--metrics-listen` one, or else the public one.
+    pub fn metrics_address(&self) -> SocketAddr {
+        self.metrics
+            .as_ref()
+            .map_or(self.address, |(_, address)| *address)
     }
+
+    /// Whether `/metrics` requires a bearer token.
+    pub fn has_metrics_token(&self) -> bool {
+        self.state.metrics_token.is_some()
+    }
+
+    /// Serves until shutdown begins and the drain ends; both ports drain
+    /// together, and the report counts the requests cut off on either.
+    pub async fn run(self) -> ShutdownReport {
+        let Self {
+            listener,
+            metrics,
+            state,
+            limits,
+            ..
+        } = self;
+        let shutdown = state.shutdown.clone();
+        let Some((metrics_listener, _)) = metrics else {
+            return server::serve(listener, app(&state), shutdown, limits).await;
+        };
+        let (public, metrics) = tokio::join!(
+            server::serve(listener, public_app(&state), shutdown.clone(), limits),
+            server::serve(metrics_listener, metrics_app(&state), shutdown, limits),
+        );
+        ShutdownReport {
+            cut_off: public.cut_off + metrics.cut_off,
+        }
+    }
+}
+
+/// Binds `address` and says which address it got.
+async fn bind(address: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(address).await?;
+    let address = listener.local_addr()?;
+    Ok((listener, address))
 }

@@ -24,6 +24,7 @@ fn client(error_rate: f64) -> TestClient<impl poem::Endpoint> {
             max_in_flight: 10,
         },
         shutdown: Shutdown::default(),
+        metrics_token: None,
     };
     TestClient::new(app(&state))
 }

@@ -3,7 +3,7 @@ use std::{collections::HashMap, net::TcpListener, time::Duration};
 
 use futures_util::future::join_all;
 
-use crate::helpers::{assert_histogram_grew, binary, scrape, Binary};
+use crate::helpers::{assert_histogram_grew, binary, scrape, Binary, TokenFile};
 
 /// Runs the binary with `args` and `env`, expecting a start-up error.
 fn start_up_error(args: &[&str], env: &[(&str, &str)]) -> String {
@@ -46,6 +46,12 @@ fn each_bad_setting_stops_start_up_with_one_line_naming_it() {
         (&["--listen", "8080"], &[], "error: invalid value '8080' for '--listen <LISTEN>': invalid socket address syntax"),
         (&["--log-format", "xml"], &[], "error: invalid value 'xml' for '--log-format <LOG_FORMAT>'"),
         (&[], &[("RUST_LOG", "myapp=loud")], "error: RUST_LOG: error parsing level filter"),
+        (&["--metrics-listen", "8081"], &[], "error: invalid value '8081' for '--metrics-listen <METRICS_LISTEN>': invalid socket address syntax"),
+        (&[], &[("MYAPP_METRICS_LISTEN", "localhost")], "error: invalid value 'localhost' for '--metrics-listen <METRICS_LISTEN>': invalid socket address syntax"),
+        (&["--metrics-token-file", "/nonexistent/token"], &[], "error: --metrics-token-file /nonexistent/token: cannot read: No such file or directory (os error 2)"),
+        (&[], &[("MYAPP_METRICS_TOKEN_FILE", "/nonexistent/token")], "error: --metrics-token-file /nonexistent/token: cannot read: No such file or directory (os error 2)"),
+        (&["--metrics-token-file", "/"], &[], "error: --metrics-token-file /: cannot read: Is a directory (os error 21)"),
+        (&["--metrics-token-file", "/dev/null"], &[], "error: --metrics-token-file /dev/null: the file is empty"),
     ];
     for (args, env, expected) in cases {
         let line = start_up_error(args, env);
@@ -68,6 +74,22 @@ fn an_address_in_use_stops_start_up_with_one_line_naming_it() {
 }
 
 #[test]
+fn a_metrics_address_in_use_stops_start_up_with_one_line_naming_it() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let line = start_up_error(
+        &["--listen", "127.0.0.1:0", "--metrics-listen", &address],
+        &[],
+    );
+    assert_eq!(
+        line,
+        format!(
+            "error: --metrics-listen {address}: cannot bind: Address already in use (os error 98)"
+        )
+    );
+}
+
+#[test]
 fn help_shows_every_flag_with_its_env_and_default() {
     let output = binary().arg("--help").output().unwrap();
     assert!(output.status.success());
@@ -86,6 +108,10 @@ fn help_shows_every_flag_with_its_env_and_default() {
         "3 with the defaults",
         "[env: MYAPP_LOG_FORMAT=]",
         "[default: text]",
+        "--metrics-listen <METRICS_LISTEN>",
+        "[env: MYAPP_METRICS_LISTEN=]",
+        "--metrics-token-file <METRICS_TOKEN_FILE>",
+        "[env: MYAPP_METRICS_TOKEN_FILE=]",
     ] {
         assert!(
             help.contains(expected),
@@ -203,4 +229,91 @@ fn json_logs_are_one_object_per_line() {
         lines.last().unwrap()["fields"]["message"],
         "stopped after every in-flight request finished"
     );
+}
+
+#[tokio::test]
+async fn with_metrics_listen_metrics_and_probes_move_to_the_second_port() {
+    let server = Binary::start(&[
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--max-delay-ms",
+        "0",
+        "--error-rate",
+        "0",
+    ]);
+    assert_ne!(server.metrics_address, server.address);
+    let http = reqwest::Client::new();
+    let status = |url: String| {
+        let request = http.get(url).send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    let before = scrape(&http, &server.metrics_url("/metrics")).await;
+    assert_eq!(status(server.url("/work")).await, 200);
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        assert_eq!(status(server.url(path)).await, 404, "public {path}");
+        assert_eq!(
+            status(server.metrics_url(path)).await,
+            200,
+            "metrics {path}"
+        );
+    }
+    for path in ["/work", "/docs", "/openapi.json"] {
+        assert_eq!(
+            status(server.metrics_url(path)).await,
+            404,
+            "metrics {path}"
+        );
+    }
+    assert_eq!(status(server.url("/docs")).await, 200);
+    let after = scrape(&http, &server.metrics_url("/metrics")).await;
+    let answered = ["200", "500"].map(|s| after.processed(s) - before.processed(s));
+    assert_eq!(answered.iter().sum::<u64>(), 1, "the one /work request");
+    // Both ports drain and close on SIGTERM.
+    server.signal("TERM");
+    let (status, logs) = tokio::task::spawn_blocking(|| server.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(0), "{logs}");
+}
+
+#[tokio::test]
+async fn the_token_is_required_on_metrics_and_never_logged() {
+    let file = TokenFile::new("binary", "t0ken-never-logged");
+    let server = Binary::start(&[
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--metrics-token-file",
+        file.path.to_str().unwrap(),
+    ]);
+    let http = reqwest::Client::new();
+    let url = server.metrics_url("/metrics");
+    let answer = |token: Option<&str>| {
+        let mut request = http.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|value| value.to_str().unwrap().to_string());
+            (response.status().as_u16(), challenge)
+        }
+    };
+    assert_eq!(answer(None).await, (401, Some("Bearer".to_string())));
+    assert_eq!(
+        answer(Some("wrong")).await,
+        (401, Some("Bearer".to_string()))
+    );
+    assert_eq!(answer(Some("t0ken-never-logged")).await, (200, None));
+    let healthz = http
+        .get(server.metrics_url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthz.status(), 200);
+    server.signal("TERM");
+    let (status, logs) = tokio::task::spawn_blocking(|| server.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(0), "{logs}");
+    assert!(logs.contains(" metrics_token=\"set\" "), "{logs}");
+    assert!(!logs.contains("t0ken-never-logged"), "{logs}");
 }

@@ -9,6 +9,7 @@ use std::{
 use myapp::{
     config::Config,
     metrics,
+    metrics_token::MetricsToken,
     shutdown::Shutdown,
     startup::{app, AppState, Application},
     work::WorkSettings,
@@ -43,11 +44,17 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(work: WorkSettings) -> Self {
+        Self::spawn_with_token(work, None).await
+    }
+
+    /// The app with `/metrics` behind `token`, if any.
+    pub async fn spawn_with_token(work: WorkSettings, token: Option<MetricsToken>) -> Self {
         let metrics_in_use = METRICS_IN_USE.lock().await;
         metrics::init(&Config::defaults().buckets.0).expect("metrics register");
         let state = AppState {
             work,
             shutdown: Shutdown::default(),
+            metrics_token: token,
         };
         Self {
             client: TestClient::new(app(&state).boxed()),
@@ -157,6 +164,35 @@ impl Snapshot {
         })
     }
 
+    /// `promhttp_metric_handler_requests_total{code}`, 0 when the series is absent.
+    pub fn scrapes(&self, code: &str) -> u64 {
+        self.number(
+            "promhttp_metric_handler_requests_total",
+            Some(("code", code)),
+        )
+        .unwrap_or(0.0) as u64
+    }
+
+    /// The value of the unlabelled counter or gauge `name`.
+    pub fn value(&self, name: &str) -> f64 {
+        self.number(name, None)
+            .unwrap_or_else(|| panic!("no sample {name}"))
+    }
+
+    /// Every sample whose name starts with `prefix`, as (name, labels, value)
+    /// text, sorted: for comparing two scrapes.
+    pub fn samples(&self, prefix: &str) -> Vec<String> {
+        let mut samples: Vec<String> = self
+            .0
+            .samples
+            .iter()
+            .filter(|sample| sample.metric.starts_with(prefix))
+            .map(|sample| format!("{} {:?} {:?}", sample.metric, sample.labels, sample.value))
+            .collect();
+        samples.sort();
+        samples
+    }
+
     fn number(&self, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
         match self.sample(name, label)?.value {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
@@ -230,6 +266,8 @@ pub fn assert_histogram_grew(
 pub struct Binary {
     child: Child,
     pub address: SocketAddr,
+    /// Where `/metrics` is served: `address`, or the `--metrics-listen` one.
+    pub metrics_address: SocketAddr,
     logs: Option<JoinHandle<String>>,
 }
 
@@ -250,15 +288,15 @@ impl Binary {
             .expect("the binary starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut seen = String::new();
-        let address = loop {
+        let (address, metrics_address) = loop {
             let line = lines
                 .next()
                 .unwrap_or_else(|| panic!("exited before listening; logs:\n{seen}"))
                 .unwrap();
             seen.push_str(&line);
             seen.push('\n');
-            if let Some(address) = listening_address(&line) {
-                break address;
+            if let Some(addresses) = listening_addresses(&line) {
+                break addresses;
             }
         };
         let logs = std::thread::spawn(move || {
@@ -269,12 +307,18 @@ impl Binary {
         Self {
             child,
             address,
+            metrics_address,
             logs: Some(logs),
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// A URL on the port that serves `/metrics`.
+    pub fn metrics_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.metrics_address)
     }
 
     pub fn signal(&self, name: &str) {
@@ -293,24 +337,69 @@ impl Binary {
     }
 }
 
-/// The address in the start-up "listening" line, in either log format.
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
-        let fields = &json["fields"];
-        return (fields["message"] == "listening")
-            .then(|| fields["address"].as_str()?.parse().ok())?;
-    }
-    line.contains(" listening ").then(|| {
-        line.split_whitespace()
-            .find_map(|f| f.strip_prefix("address="))?
-            .parse()
-            .ok()
-    })?
+/// The addresses (public, metrics) in the start-up "listening" line, in
+/// either log format.
+fn listening_addresses(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let (address, metrics_address) =
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(line) {
+            let fields = &json["fields"];
+            if fields["message"] != "listening" {
+                return None;
+            }
+            (
+                fields["address"].as_str()?.to_string(),
+                fields["metrics_address"].as_str()?.to_string(),
+            )
+        } else {
+            if !line.contains(" listening ") {
+                return None;
+            }
+            let field = |name: &str| {
+                line.split_whitespace()
+                    .find_map(|f| f.strip_prefix(name))
+                    .map(str::to_string)
+            };
+            (field("address=")?, field("metrics_address=")?)
+        };
+    Some((address.parse().ok()?, metrics_address.parse().ok()?))
 }
 
 impl Drop for Binary {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The messages of a length-delimited protobuf exposition.
+pub fn decode_protobuf(body: &[u8]) -> Vec<prometheus::proto::MetricFamily> {
+    let mut input = protobuf::CodedInputStream::from_bytes(body);
+    let mut families = Vec::new();
+    while !input.eof().expect("readable") {
+        families.push(input.read_message().expect("a MetricFamily"));
+    }
+    families
+}
+
+/// A token file, removed when dropped.
+pub struct TokenFile {
+    pub path: std::path::PathBuf,
+    /// The token as `--metrics-token-file` reads it.
+    pub token: MetricsToken,
+}
+
+impl TokenFile {
+    /// Writes `token` and a newline to a fresh file named after `name`.
+    pub fn new(name: &str, token: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("myapp-test-{}-{name}", std::process::id()));
+        std::fs::write(&path, format!("{token}\n")).unwrap();
+        let token = MetricsToken::read(&path).expect("a good token file");
+        Self { path, token }
+    }
+}
+
+impl Drop for TokenFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -39,9 +39,31 @@ async fn spec_documents_every_operation_and_work_answers() {
         work["500"]["content"]["application/json; charset=utf-8"]["schema"]["$ref"],
         "#/components/schemas/WorkFailed"
     );
-    let metrics = &spec["paths"]["/metrics"]["get"]["responses"]["200"]["content"];
+    let metrics = &spec["paths"]["/metrics"]["get"]["responses"];
+    let mut codes: Vec<&str> = metrics
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    codes.sort();
+    assert_eq!(codes, ["200", "401", "500"]);
+    let mut formats: Vec<&str> = metrics["200"]["content"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    formats.sort();
+    assert_eq!(
+        formats,
+        [
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+            "text/plain; version=0.0.4; charset=utf-8",
+        ]
+    );
     assert!(
-        metrics["text/plain; version=0.0.4; charset=utf-8"].is_object(),
+        metrics["401"]["headers"]["WWW-AUTHENTICATE"].is_object(),
         "{metrics}"
     );
 }

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# A real Prometheus in the loop. Starts three replicas of the release binary
+# (the third with --metrics-listen and --metrics-token-file) and two Prometheus
+# servers scraping them every second with deploy/prometheus/prometheus.yml and
+# rules.yml: one as Prometheus scrapes by default (text), one with
+# --enable-feature=native-histograms (which asks for protobuf). Sends a known
+# number of /work requests with curl, then checks that both Prometheus servers
+# report exactly what the client saw, that the latency median lies in the
+# delay range, that the rules evaluate and that every dashboard query returns
+# data. Leaves its files in target/e2e/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+REQUESTS=${REQUESTS:-300}
+MIN_DELAY_MS=10
+MAX_DELAY_MS=40
+out=$PWD/target/e2e
+rm -rf "$out"
+mkdir -p "$out"
+
+if ! need_package prometheus prometheus; then
+  echo "e2e: FAIL: prometheus is missing and we are not root to install it (apt-get install prometheus)"
+  exit 1
+fi
+need_pyyaml
+cargo build --release --locked --quiet
+
+# --- the replicas -------------------------------------------------------------
+printf 'e2e-%s\n' "$RANDOM$RANDOM" >"$out/token"
+flags=(--min-delay-ms "$MIN_DELAY_MS" --max-delay-ms "$MAX_DELAY_MS")
+names=(a b c)
+declare -A public metrics
+for name in "${names[@]}"; do
+  extra=()
+  if [ "$name" = c ]; then
+    extra=(--metrics-listen 127.0.0.1:0 --metrics-token-file "$out/token")
+  fi
+  # The debug line of each scrape says which format it was answered in.
+  RUST_LOG=info,myapp::exposition=debug start_myapp "$out/myapp-$name.log" "${flags[@]}" "${extra[@]}"
+  public[$name]=$MYAPP_ADDR
+  metrics[$name]=$MYAPP_METRICS_ADDR
+done
+echo "e2e: replicas a=${public[a]} b=${public[b]} c=${public[c]} (c: metrics on ${metrics[c]}, behind a token)"
+
+# --- two Prometheus servers ------------------------------------------------------
+# The repository's prometheus.yml, every 1 s, with these targets. The token
+# replica needs its own scrape config (one authorization per config), relabelled
+# into job "myapp", which the rules and the dashboard select.
+python3 - "$out/prometheus.yml" "${metrics[a]}" "${metrics[b]}" "${metrics[c]}" "$out/token" <<'PY'
+import sys
+from pathlib import Path
+
+import yaml
+
+path, a, b, c, token = sys.argv[1:]
+repo = Path("deploy/prometheus").resolve()
+config = yaml.safe_load((repo / "prometheus.yml").read_text())
+config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
+config["rule_files"] = [str(repo / name) for name in config["rule_files"]]
+job = next(j for j in config["scrape_configs"] if j["job_name"] == "myapp")
+job["static_configs"] = [{"targets": [a, b]}]
+config["scrape_configs"].append({
+    **job,
+    "job_name": "myapp-with-token",
+    "static_configs": [{"targets": [c]}],
+    "authorization": {"credentials_file": token},
+    "relabel_configs": [{"target_label": "job", "replacement": "myapp"}],
+})
+Path(path).write_text(yaml.safe_dump(config, sort_keys=False))
+PY
+config_ok() { promtool check config "$out/prometheus.yml" >"$out/promtool-config.txt" 2>&1; }
+check "promtool accepts the generated config" config_ok
+
+declare -A prom
+for kind in text protobuf; do
+  port=$(free_port)
+  feature=()
+  [ "$kind" = protobuf ] && feature=(--enable-feature=native-histograms)
+  start_process "$out/prometheus-$kind.log" prometheus --config.file="$out/prometheus.yml" \
+    --storage.tsdb.path="$out/tsdb-$kind" --web.listen-address="127.0.0.1:$port" "${feature[@]}"
+  prom[$kind]=http://127.0.0.1:$port
+done
+echo "e2e: prometheus text=${prom[text]} protobuf=${prom[protobuf]}"
+
+# Every target up, and scraped at least twice before the traffic, so that
+# rate() sees the counters start from their zero.
+ready() { [ "$(prom_query "$1" 'min(count_over_time(up{job="myapp"}[1m])) >= 2 and count(up{job="myapp"} == 1) == 3')" ]; }
+for kind in text protobuf; do
+  if ! wait_until 30 ready "${prom[$kind]}"; then
+    echo "e2e: FAIL: prometheus ($kind) does not scrape the three replicas; see $out/prometheus-$kind.log"
+    prom_query "${prom[$kind]}" 'up' || true
+    exit 1
+  fi
+done
+
+# --- the traffic ------------------------------------------------------------------
+for i in $(seq 0 $((REQUESTS - 1))); do echo "${public[${names[i % 3]}]}"; done |
+  xargs -P 10 -I{} curl -s -o /dev/null -w '{} %{http_code}\n' "http://{}/work" >"$out/statuses.txt"
+declare -A sent
+for name in "${names[@]}"; do
+  for status in 200 500; do
+    sent[$name/$status]=$(grep -c "^${public[$name]} $status\$" "$out/statuses.txt" || true)
+  done
+  echo "e2e: sent to $name: ${sent[$name/200]} x 200, ${sent[$name/500]} x 500"
+done
+ok=$(grep -c ' 200$' "$out/statuses.txt" || true)
+errors=$(grep -c ' 500$' "$out/statuses.txt" || true)
+check "every request answered 200 or 500 ($ok + $errors = $REQUESTS)" test $((ok + errors)) -eq "$REQUESTS"
+
+# --- what Prometheus says ------------------------------------------------------------
+# The histogram median lies between the bucket edges around the delay range.
+buckets=$(sed -n 's/.* buckets=\([0-9.,]*\) .*/\1/p' "$out/myapp-a.log")
+read -r low high < <(echo "$buckets" | tr , '\n' | awk -v min="$MIN_DELAY_MS" -v max="$MAX_DELAY_MS" '
+  BEGIN { low = 0; high = "+Inf" }
+  $1 <= min / 1000 { low = $1 }
+  $1 >= max / 1000 && high == "+Inf" { high = $1 }
+  END { print low, high }')
+between() { awk -v v="$2" -v lo="$1" -v hi="$3" 'BEGIN { exit !(v >= lo && v <= hi) }'; }
+expected_by_status="status=200 $ok
+status=500 $errors"
+
+for kind in text protobuf; do
+  p=${prom[$kind]}
+  counted() { [ "$(prom_query "$p" 'sum(myapp_request_duration_seconds_count)')" = "$REQUESTS" ]; }
+  wait_until 20 counted || true
+  echo "e2e: prometheus ($kind) says:"
+  ups=$(prom_query "$p" 'up{job="myapp"}' | awk '{print $2}' | sort | uniq -c | xargs)
+  check "  up is 1 for the three replicas ($ups)" test "$ups" = "3 1"
+  by_status=$(prom_query "$p" 'sum by (status) (myapp_processed_ops_total)')
+  check "  sum by (status) (myapp_processed_ops_total): $(echo "$by_status" | xargs)" \
+    test "$by_status" = "$expected_by_status"
+  for name in "${names[@]}"; do
+    got=$(prom_query "$p" "sum by (status) (myapp_processed_ops_total{instance=\"${metrics[$name]}\"})" | xargs)
+    check "  replica $name: $got" test "$got" = "status=200 ${sent[$name/200]} status=500 ${sent[$name/500]}"
+  done
+  count=$(prom_query "$p" 'sum(myapp_request_duration_seconds_count)')
+  check "  sum(myapp_request_duration_seconds_count) = $count" test "$count" = "$REQUESTS"
+  p50=$(prom_query "$p" 'histogram_quantile(0.5, sum by (le) (rate(myapp_request_duration_seconds_bucket[1m])))')
+  check "  p50 $(printf %.4f "$p50") s in [$low, $high] (delays $MIN_DELAY_MS..$MAX_DELAY_MS ms)" \
+    between "$low" "$p50" "$high"
+
+  # Every rule of rules.yml loaded and healthy, every recorded series present.
+  rules=$(curl -sf "$p/api/v1/rules" | python3 -c '
+import json, sys
+groups = json.load(sys.stdin)["data"]["groups"]
+rules = [r for g in groups for r in g["rules"]]
+bad = [r["name"] for r in rules if r["health"] != "ok"]
+print(len(rules), " ".join(bad) or "-", *[r["name"] for r in rules if r["type"] == "recording"])')
+  read -r loaded unhealthy recorded <<<"$rules"
+  check "  $loaded rules loaded, none unhealthy ($unhealthy)" test "$unhealthy" = "-" -a "$loaded" -gt 0
+  missing=
+  for record in $recorded; do
+    prom_query "$p" "$record" >/dev/null || missing="$missing $record"
+  done
+  check "  every recorded series has data${missing:+ (missing:$missing)}" test -z "$missing"
+
+  # Every panel query of the dashboard parses and returns data.
+  queries=0
+  failed=
+  while IFS= read -r query; do
+    queries=$((queries + 1))
+    prom_query "$p" "$query" >/dev/null || failed="$failed
+      $query"
+  done < <(python3 scripts/dashboard-queries.py --rate-interval 1m)
+  check "  $queries dashboard queries return data${failed:+, not:$failed}" test -z "$failed" -a "$queries" -gt 0
+done
+
+# --- protobuf proof -----------------------------------------------------------------
+for name in "${names[@]}"; do
+  log=$out/myapp-$name.log
+  text=$(grep -c 'metrics exposed format="text" gzip=true' "$log" || true)
+  protobuf=$(grep -c 'metrics exposed format="protobuf" gzip=true' "$log" || true)
+  check "replica $name answered both formats, gzipped ($text text, $protobuf protobuf scrapes)" \
+    test "$text" -gt 0 -a "$protobuf" -gt 0
+done
+check "the token never reached a log" test -z "$(grep -lF "$(cat "$out/token")" "$out"/*.log)"
+
+summary "e2e with Prometheus ($REQUESTS requests)"

@@ -1,0 +1,265 @@
+//! `GET /metrics` as a scraper sees it: formats, gzip, HEAD, the scrape
+//! counter, the bearer token.
+use std::io::Read;
+
+use poem::http::StatusCode;
+use prometheus::proto::{MetricFamily, MetricType};
+
+use crate::helpers::{decode_protobuf, work, Snapshot, TestApp, TokenFile};
+
+const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+const PROTOBUF: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// What Prometheus 2.x sends with native histograms enabled.
+const PROMETHEUS_PROTOBUF_FIRST: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1";
+
+/// `myapp_processed_ops_total{status}` in a protobuf exposition.
+fn processed(families: &[MetricFamily], status: &str) -> f64 {
+    let family = families
+        .iter()
+        .find(|family| family.name() == "myapp_processed_ops_total")
+        .expect("the counter family");
+    assert_eq!(family.type_(), MetricType::COUNTER);
+    family
+        .get_metric()
+        .iter()
+        .find(|metric| {
+            metric
+                .get_label()
+                .iter()
+                .any(|label| label.name() == "status" && label.value() == status)
+        })
+        .map(|metric| metric.get_counter().value())
+        .unwrap_or_else(|| panic!("no series status={status}"))
+}
+
+#[tokio::test]
+async fn the_accept_header_picks_protobuf_or_text() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    let cases = [
+        (None, TEXT),
+        (Some("*/*"), TEXT),
+        (Some("text/plain;version=0.0.4"), TEXT),
+        (Some(PROMETHEUS_PROTOBUF_FIRST), PROTOBUF),
+        (Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"), TEXT),
+        (Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.2,text/plain;q=0.8"), TEXT),
+        (Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"), PROTOBUF),
+    ];
+    for (accept, expected) in cases {
+        let mut request = app.client.get("/metrics");
+        if let Some(accept) = accept {
+            request = request.header("Accept", accept);
+        }
+        let response = request.send().await;
+        response.assert_status_is_ok();
+        response.assert_content_type(expected);
+        response.assert_header("Vary", "Accept-Encoding, Accept");
+    }
+}
+
+#[tokio::test]
+async fn the_protobuf_exposition_holds_the_counts_of_the_text_one() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    let protobuf_scrape = || async {
+        let response = app
+            .client
+            .get("/metrics")
+            .header("Accept", PROMETHEUS_PROTOBUF_FIRST)
+            .send()
+            .await;
+        response.assert_content_type(PROTOBUF);
+        decode_protobuf(&response.0.into_body().into_vec().await.unwrap())
+    };
+    let before = protobuf_scrape().await;
+    let text = app.scrape().await;
+    assert_eq!(processed(&before, "200"), text.processed("200") as f64);
+    assert_eq!(processed(&before, "500"), text.processed("500") as f64);
+    for _ in 0..7 {
+        app.get("/work").await.assert_status_is_ok();
+    }
+    let after = protobuf_scrape().await;
+    assert_eq!(processed(&after, "200") - processed(&before, "200"), 7.0);
+    assert_eq!(processed(&after, "500"), processed(&before, "500"));
+    let histogram = after
+        .iter()
+        .find(|family| family.name() == "myapp_request_duration_seconds")
+        .expect("the histogram family");
+    assert_eq!(histogram.type_(), MetricType::HISTOGRAM);
+    assert_eq!(
+        histogram.get_metric()[0].get_histogram().get_sample_count(),
+        text.duration().count + 7
+    );
+}
+
+#[tokio::test]
+async fn gzip_round_trips_to_the_same_metrics() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    app.get("/work").await.assert_status_is_ok();
+    let plain = app.scrape().await;
+    let response = app
+        .client
+        .get("/metrics")
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await;
+    response.assert_status_is_ok();
+    response.assert_content_type(TEXT);
+    response.assert_header("Content-Encoding", "gzip");
+    response.assert_header("Vary", "Accept-Encoding, Accept");
+    let compressed = response.0.into_body().into_vec().await.unwrap();
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_string(&mut text)
+        .expect("a gzip stream");
+    let unzipped = Snapshot::parse(text);
+    // Nothing touched /work between the two scrapes.
+    assert_eq!(unzipped.samples("myapp_"), plain.samples("myapp_"));
+    let mut names: Vec<String> = plain
+        .samples("myapp_")
+        .iter()
+        .map(|sample| sample.split(' ').next().unwrap().to_string())
+        .collect();
+    names.dedup();
+    assert_eq!(
+        names,
+        [
+            "myapp_build_info",
+            "myapp_processed_ops_total",
+            "myapp_request_duration_seconds",
+            "myapp_request_duration_seconds_count",
+            "myapp_request_duration_seconds_sum",
+            "myapp_requests_in_flight",
+        ],
+        "the samples compared"
+    );
+    assert_eq!(unzipped.scrapes("200"), plain.scrapes("200") + 1);
+}
+
+#[tokio::test]
+async fn without_gzip_in_accept_encoding_the_body_is_plain() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    for accept_encoding in ["identity", "br", "gzip;q=0"] {
+        let response = app
+            .client
+            .get("/metrics")
+            .header("Accept-Encoding", accept_encoding)
+            .send()
+            .await;
+        response.assert_header_is_not_exist("Content-Encoding");
+        let text = response.0.into_body().into_string().await.unwrap();
+        assert!(text.starts_with("# HELP "), "{accept_encoding}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn head_answers_the_headers_without_a_body() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    let response = app.client.head("/metrics").send().await;
+    response.assert_status_is_ok();
+    response.assert_content_type(TEXT);
+    assert_eq!(response.0.into_body().into_vec().await.unwrap(), b"");
+}
+
+#[tokio::test]
+async fn the_scrape_counter_grows_by_exactly_the_number_of_scrapes() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    let first = app.scrape().await;
+    app.get("/metrics").await.assert_status_is_ok();
+    app.client
+        .head("/metrics")
+        .send()
+        .await
+        .assert_status_is_ok();
+    app.client
+        .get("/metrics")
+        .header("Accept", PROMETHEUS_PROTOBUF_FIRST)
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .assert_status_is_ok();
+    app.get("/healthz").await.assert_status_is_ok();
+    let last = app.scrape().await;
+    // The first scrape counts once it has answered, so it shows in the last one.
+    assert_eq!(last.scrapes("200") - first.scrapes("200"), 4);
+    assert_eq!(last.scrapes("500"), first.scrapes("500"));
+    // The scrape that reads the gauge is the one in flight.
+    assert_eq!(
+        last.value("promhttp_metric_handler_requests_in_flight"),
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn the_promhttp_and_tokio_families_have_the_help_of_go_and_tokio() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    let text = app
+        .get("/metrics")
+        .await
+        .0
+        .into_body()
+        .into_string()
+        .await
+        .unwrap();
+    for line in [
+        "# HELP promhttp_metric_handler_requests_total Total number of scrapes by HTTP status code.",
+        "# TYPE promhttp_metric_handler_requests_total counter",
+        "promhttp_metric_handler_requests_total{code=\"503\"} 0",
+        "# HELP promhttp_metric_handler_requests_in_flight Current number of scrapes being served.",
+        "# TYPE promhttp_metric_handler_requests_in_flight gauge",
+        "# TYPE tokio_workers gauge",
+        "# TYPE tokio_alive_tasks gauge",
+        "# TYPE tokio_global_queue_depth gauge",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing line {line:?} in\n{text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn the_tokio_gauges_describe_the_runtime_that_serves() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    let scrape = app.scrape().await;
+    assert_eq!(scrape.value("tokio_workers"), 3.0);
+    assert_eq!(scrape.value("tokio_global_queue_depth"), 0.0);
+}
+
+#[tokio::test]
+async fn a_token_guards_metrics_but_not_the_probes() {
+    let file = TokenFile::new("guards", "s3cret");
+    let app = TestApp::spawn_with_token(work(0, 0, 0.0), Some(file.token.clone())).await;
+    let authorized = || async {
+        let response = app
+            .client
+            .get("/metrics")
+            .header("Authorization", "Bearer s3cret")
+            .send()
+            .await;
+        response.assert_status_is_ok();
+        response.assert_content_type(TEXT);
+        Snapshot::parse(response.0.into_body().into_string().await.unwrap())
+    };
+    let before = authorized().await;
+    for authorization in [
+        None,
+        Some("Bearer wrong"),
+        Some("Basic s3cret"),
+        Some("Bearer s3cret2"),
+    ] {
+        let mut request = app.client.get("/metrics");
+        if let Some(authorization) = authorization {
+            request = request.header("Authorization", authorization);
+        }
+        let response = request.send().await;
+        response.assert_status(StatusCode::UNAUTHORIZED);
+        response.assert_header("WWW-Authenticate", "Bearer");
+        response.assert_text("a bearer token is required\n").await;
+    }
+    let after = authorized().await;
+    assert_eq!(after.scrapes("401") - before.scrapes("401"), 4);
+    assert_eq!(after.scrapes("200") - before.scrapes("200"), 1);
+    app.get("/healthz").await.assert_status_is_ok();
+    app.get("/readyz").await.assert_status_is_ok();
+}
