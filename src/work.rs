@@ -1,11 +1,9 @@
 //! `GET /work`: simulated work that takes a random time and fails at a random rate.
 use std::time::Duration;
 
-use poem::{Endpoint, EndpointExt};
+use poem::Endpoint;
 use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
 use rand::Rng;
-
-use crate::{metrics, request_metrics::RequestMetrics};
 
 /// How `/work` behaves.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,6 +88,17 @@ impl WorkApi {
     }
 }
 
+#[cfg(not(feature = "bench-uninstrumented"))]
 fn record_metrics(endpoint: impl Endpoint) -> impl Endpoint {
+    use crate::{metrics, request_metrics::RequestMetrics};
+    use poem::EndpointExt;
+
     endpoint.with(RequestMetrics::new(metrics::global()))
+}
+
+// Only in the bench-only build of scripts/bench.sh, which measures what the
+// middleware costs: the endpoint unchanged.
+#[cfg(feature = "bench-uninstrumented")]
+fn record_metrics(endpoint: impl Endpoint) -> impl Endpoint {
+    endpoint
 }
