@@ -76,7 +76,12 @@ impl WorkApi {
                 rng.random_bool(error_rate),
             )
         };
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        // tokio rounds a sleep up to its next millisecond tick, so even a zero
+        // delay would park the request until the timer fires; like Go's
+        // time.Sleep(0), no delay means no wait.
+        if delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
         if fails {
             WorkResponse::Failed(Json(WorkFailed {
                 delay_ms,
