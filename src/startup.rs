@@ -6,7 +6,7 @@ use poem::{
     Endpoint, EndpointExt, Response, Route,
 };
 use poem_openapi::OpenApiService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::{
     config::Config,
@@ -102,13 +102,10 @@ impl Application {
     /// Registers the metrics and binds the listen address (port 0 picks a free one).
     pub async fn build(config: &Config, shutdown: Shutdown) -> Result<Self, StartError> {
         metrics::init(&config.buckets.0)?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
+        let listener = bind(config.listen).map_err(|source| StartError::Bind {
+            address: config.listen,
+            source,
+        })?;
         let address = listener.local_addr().map_err(|source| StartError::Bind {
             address: config.listen,
             source,
@@ -137,4 +134,24 @@ impl Application {
         )
         .await
     }
+}
+
+/// How many established connections the kernel queues until they are accepted;
+/// it caps this at `net.core.somaxconn` (4096 by default). `TcpListener::bind`
+/// asks for 128: a burst of thousands of connections overflows that, and the
+/// kernel drops the overflow for the clients to retry a second or more later.
+/// Go's `net.Listen` asks for `somaxconn` too.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `address` as `TcpListener::bind` does (`SO_REUSEADDR`), with
+/// [`LISTEN_BACKLOG`].
+fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
 }
