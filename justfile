@@ -17,3 +17,7 @@ smoke-test:
 # Regenerate the committed OpenAPI spec from the code.
 openapi:
     cargo run --quiet -- openapi > openapi/openapi.json
+
+# Benchmarks side by side, written to BENCHMARKS.md (about 10 min; `BENCH_SECONDS=2 BENCH_ROUNDS=1 just bench` checks the tooling).
+bench:
+    scripts/bench.sh

@@ -7,6 +7,7 @@
 #      0 to 2 s /work: myapp and Go;
 #   3. /metrics latency while /work is saturated: myapp and Go;
 #   4. criterion microbenchmarks: the middleware's recording path, one scrape.
+# (3 runs right after 1, on the same warm servers.)
 # The servers take turns (A B A B ...) for several rounds and the medians are
 # reported, so that the machine's drift cancels out. Prints the figures, the
 # targets and whether each is met, and writes them to BENCHMARKS.md.
@@ -40,6 +41,7 @@ fi
 
 BIN=target/bench
 LOGS=$BIN/logs
+PERCENTILES=scripts/wrk-percentiles.lua
 GO_PROMETHEUS=/usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/promhttp
 ZERO_DELAY=(--min-delay-ms 0 --max-delay-ms 0 --error-rate 0)
 # Section 1's contenders, in the order they take turns.
@@ -85,14 +87,15 @@ wrk_rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
 wrk_requests() { awk '/ requests in / { print $1 }' "$1"; }
 wrk_socket_errors() { awk '/Socket errors:/ { gsub(",", ""); n = $4 + $6 + $8 + $10 } END { print n + 0 }' "$1"; }
 wrk_non_2xx() { awk '/Non-2xx or 3xx responses:/ { n = $5 } END { print n + 0 }' "$1"; }
-# wrk_latency_ms FILE PERCENTILE: a line of --latency's distribution, in ms.
+# wrk_latency_ms FILE PERCENTILE: from the lines scripts/wrk-percentiles.lua
+# adds, in ms.
 wrk_latency_ms() {
-  awk -v p="$2%" '$1 == p {
-    n = $2 + 0; u = $2; sub(/^[0-9.]+/, "", u)
-    f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : -1
-    if (f > 0) printf "%.3f\n", n * f
-  }' "$1"
+  awk -v p="$2" '$1 == "percentile_us" && $2 == p { printf "%.3f\n", $3 / 1000 }' "$1"
 }
+
+# listen_overflows: connections the kernel dropped because an accept queue was
+# full, machine-wide, since boot (nstat from iproute2; read-only).
+listen_overflows() { nstat -saz TcpExtListenOverflows | awk '$1 == "TcpExtListenOverflows" { print $2 }'; }
 
 # vm_kib PID FIELD: VmHWM, VmRSS ... of a process, in KiB.
 vm_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
@@ -119,7 +122,7 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v go >/dev/null || missing+=(golang-go)
 [ -d "$GO_PROMETHEUS" ] || missing+=(golang-github-prometheus-client-golang-dev)
 command -v jq >/dev/null || missing+=(jq)
-command -v ss >/dev/null || missing+=(iproute2)
+{ command -v ss && command -v nstat; } >/dev/null || missing+=(iproute2)
 if [ "${#missing[@]}" -gt 0 ] && ! install_packages "${missing[@]}"; then
   echo "missing: ${missing[*]}; run as root to install them, or apt-get install -y ${missing[*]}" >&2
   exit 1
@@ -130,7 +133,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((WAITING + 500)) ];
   WAITING=$(($(ulimit -n) - 500))
   echo "ulimit -n is $(ulimit -n): section 2 uses $WAITING connections"
 fi
-echo "wrk, go, client_golang, jq, ss: present; ulimit -n $(ulimit -n)"
+echo "wrk, go, client_golang, jq, ss, nstat: present; ulimit -n $(ulimit -n)"
 
 step "build (release)"
 mkdir -p "$BIN" "$LOGS"
@@ -190,7 +193,7 @@ for round in $(seq "$ROUNDS"); do
     PIDS+=("$!")
     load_pid=$!
     sleep 0.5
-    wrk -t 1 -c 1 -d "${RUN_SECONDS}s" --latency "http://${ADDR[$name]}/metrics" >"$out"
+    wrk -t 1 -c 1 -d "${RUN_SECONDS}s" --latency -s "$PERCENTILES" "http://${ADDR[$name]}/metrics" >"$out"
     wait "$load_pid"
     stop_pid "$load_pid"
     SCRAPE_P50[$name]+=" $(wrk_latency_ms "$out" 50)"
@@ -205,7 +208,7 @@ stop_all
 # --- 2. thousands waiting ---------------------------------------------------------------
 
 step "2. $WAITING connections waiting on the default 0 to 2 s /work, ${WAITING_SECONDS}s x $ROUNDS rounds"
-declare -A PEAK_RSS=() IDLE_RSS=() WAIT_P99=() WAIT_P50=() WAIT_RPS=() WAIT_ERRORS=()
+declare -A PEAK_RSS=() IDLE_RSS=() WAIT_P99=() WAIT_P50=() WAIT_RPS=() WAIT_ERRORS=() OVERFLOWS=()
 for round in $(seq "$ROUNDS"); do
   for name in myapp go; do
     # A fresh process each round: VmHWM is the peak since it started.
@@ -213,16 +216,19 @@ for round in $(seq "$ROUNDS"); do
     pid=$SERVER_PID
     IDLE_RSS[$name]+=" $(vm_kib "$pid" VmRSS)"
     out=$LOGS/waiting-$name-$round.txt
-    wrk -t 2 -c "$WAITING" -d "${WAITING_SECONDS}s" --timeout 10s --latency "http://$SERVER_ADDR/work" >"$out"
+    overflows_before=$(listen_overflows)
+    wrk -t 2 -c "$WAITING" -d "${WAITING_SECONDS}s" --timeout 10s --latency -s "$PERCENTILES" "http://$SERVER_ADDR/work" >"$out"
+    overflows=$(($(listen_overflows) - overflows_before))
     PEAK_RSS[$name]+=" $(vm_kib "$pid" VmHWM)"
     stop_pid "$pid"
     WAIT_P50[$name]+=" $(wrk_latency_ms "$out" 50)"
     WAIT_P99[$name]+=" $(wrk_latency_ms "$out" 99)"
     WAIT_RPS[$name]+=" $(wrk_rps "$out")"
     WAIT_ERRORS[$name]=$((${WAIT_ERRORS[$name]:-0} + $(wrk_socket_errors "$out")))
-    printf '  round %d  %-30s peak RSS %8s KiB  p99 %9s ms  %8s req/s  socket errors %s\n' \
+    OVERFLOWS[$name]=$((${OVERFLOWS[$name]:-0} + overflows))
+    printf '  round %d  %-30s peak RSS %8s KiB  p99 %9s ms  %8s req/s  socket errors %s  listen overflows %s\n' \
       "$round" "${LABEL[$name]}" "$(awk '{ print $NF }' <<<"${PEAK_RSS[$name]}")" \
-      "$(wrk_latency_ms "$out" 99)" "$(wrk_rps "$out")" "$(wrk_socket_errors "$out")"
+      "$(wrk_latency_ms "$out" 99)" "$(wrk_rps "$out")" "$(wrk_socket_errors "$out")" "$overflows"
   done
 done
 
@@ -232,8 +238,13 @@ step "4. criterion microbenchmarks"
 measure=$((RUN_SECONDS < 5 ? RUN_SECONDS : 5))
 warm_up=$((measure < 5 ? 1 : 3))
 CRITERION_ARGS=(--warm-up-time "$warm_up" --measurement-time "$measure" --noplot)
-cargo bench --locked --quiet --bench request_metrics --bench scrape -- "${CRITERION_ARGS[@]}" \
-  2>&1 | tee "$LOGS/criterion.txt" | grep -E '^[a-z_]+/|time:' || true
+if ! cargo bench --locked --quiet --bench request_metrics --bench scrape -- "${CRITERION_ARGS[@]}" \
+  >"$LOGS/criterion.txt" 2>&1; then
+  cat "$LOGS/criterion.txt" >&2
+  echo "cargo bench failed" >&2
+  exit 1
+fi
+grep -E '^[a-z_]+/|time:' "$LOGS/criterion.txt"
 # criterion_ns GROUP/ID: the median estimate, in ns.
 criterion_ns() { jq '.median.point_estimate' "target/criterion/$1/new/estimates.json"; }
 NS_BARE=$(criterion_ns request_metrics/bare_endpoint)
@@ -283,6 +294,7 @@ figures_table() {
 | RSS at start, idle, MiB | $(fmt 1 "$(kib_to_mib "$(med "${IDLE_RSS[myapp]}")")") | | | $(fmt 1 "$(kib_to_mib "$(med "${IDLE_RSS[go]}")")") |
 | latency with $WAITING waiting, p50 / p99, ms | $(fmt 0 "$(med "${WAIT_P50[myapp]}")") / $(fmt 0 "$(med "${WAIT_P99[myapp]}")") | | | $(fmt 0 "$(med "${WAIT_P50[go]}")") / $(fmt 0 "$(med "${WAIT_P99[go]}")") |
 | req/s with $WAITING waiting; socket errors, all rounds | $(fmt 0 "$(med "${WAIT_RPS[myapp]}")"); ${WAIT_ERRORS[myapp]} | | | $(fmt 0 "$(med "${WAIT_RPS[go]}")"); ${WAIT_ERRORS[go]} |
+| accept queue overflows meanwhile (TcpExtListenOverflows), all rounds | ${OVERFLOWS[myapp]} | | | ${OVERFLOWS[go]} |
 | /metrics while /work is saturated, p50 / p99, ms | $(fmt 2 "$(med "${SCRAPE_P50[myapp]}")") / $(fmt 2 "$(med "${SCRAPE_P99[myapp]}")") | | | $(fmt 2 "$(med "${SCRAPE_P50[go]}")") / $(fmt 2 "$(med "${SCRAPE_P99[go]}")") |
 | /metrics scrapes per second meanwhile (1 connection) | $(fmt 0 "$(med "${SCRAPE_RPS[myapp]}")") | | | $(fmt 0 "$(med "${SCRAPE_RPS[go]}")") |
 EOF
@@ -368,15 +380,16 @@ $BIN/go-seed ${ZERO_DELAY[*]}
 wrk -t 2 -c $CONNECTIONS -d ${RUN_SECONDS}s http://ADDR/work
 # 3. /metrics under saturation, myapp and Go in turn, $ROUNDS round(s)
 wrk -t 2 -c $CONNECTIONS -d $((RUN_SECONDS + 1))s http://ADDR/work &
-wrk -t 1 -c 1 -d ${RUN_SECONDS}s --latency http://ADDR/metrics      # 0.5 s later
+wrk -t 1 -c 1 -d ${RUN_SECONDS}s --latency -s $PERCENTILES http://ADDR/metrics      # 0.5 s later
 # 2. $WAITING waiting: a fresh server with default flags (0 to 2 s, error rate 0.5) per round,
 #    VmHWM from /proc/PID/status after the run; ulimit -n $(ulimit -n)
-wrk -t 2 -c $WAITING -d ${WAITING_SECONDS}s --timeout 10s --latency http://ADDR/work
+wrk -t 2 -c $WAITING -d ${WAITING_SECONDS}s --timeout 10s --latency -s $PERCENTILES http://ADDR/work
 # 4. criterion
 cargo bench --locked --bench request_metrics --bench scrape -- ${CRITERION_ARGS[*]}
 \`\`\`
 
-wrk's outputs and the servers' logs are in \`$LOGS/\`.
+wrk's outputs and the servers' logs are in \`$LOGS/\`. How to run each piece and profile, and what
+the profiles showed: [benches/README.md](benches/README.md).
 EOF
 mv "$report" "$OUT"
 
