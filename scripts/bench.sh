@@ -169,12 +169,12 @@ for name in "${SERVERS[@]}"; do
     exit 1
   fi
   # Warm-up: connections, allocator, Go's GC pacing.
-  wrk -t 2 -c "$CONNECTIONS" -d "$((RUN_SECONDS < 2 ? RUN_SECONDS : 2))s" "http://$SERVER_ADDR/work" >/dev/null
+  run_waited wrk -t 2 -c "$CONNECTIONS" -d "$((RUN_SECONDS < 2 ? RUN_SECONDS : 2))s" "http://$SERVER_ADDR/work" >/dev/null
 done
 for round in $(seq "$ROUNDS"); do
   for name in "${SERVERS[@]}"; do
     out=$LOGS/throughput-$name-$round.txt
-    wrk -t 2 -c "$CONNECTIONS" -d "${RUN_SECONDS}s" "http://${ADDR[$name]}/work" >"$out"
+    run_waited wrk -t 2 -c "$CONNECTIONS" -d "${RUN_SECONDS}s" "http://${ADDR[$name]}/work" >"$out"
     RPS[$name]+=" $(wrk_rps "$out")"
     ERRORS[$name]=$((${ERRORS[$name]:-0} + $(wrk_socket_errors "$out") + $(wrk_non_2xx "$out")))
     printf '  round %d  %-30s %10s req/s\n' "$round" "${LABEL[$name]}" "$(wrk_rps "$out")"
@@ -193,9 +193,9 @@ for round in $(seq "$ROUNDS"); do
     PIDS+=("$!")
     load_pid=$!
     sleep 0.5
-    wrk -t 1 -c 1 -d "${RUN_SECONDS}s" --latency -s "$PERCENTILES" "http://${ADDR[$name]}/metrics" >"$out"
+    run_waited wrk -t 1 -c 1 -d "${RUN_SECONDS}s" --latency -s "$PERCENTILES" "http://${ADDR[$name]}/metrics" >"$out"
     wait "$load_pid"
-    stop_pid "$load_pid"
+    forget_pid "$load_pid"
     SCRAPE_P50[$name]+=" $(wrk_latency_ms "$out" 50)"
     SCRAPE_P99[$name]+=" $(wrk_latency_ms "$out" 99)"
     SCRAPE_RPS[$name]+=" $(wrk_rps "$out")"
@@ -217,7 +217,7 @@ for round in $(seq "$ROUNDS"); do
     IDLE_RSS[$name]+=" $(vm_kib "$pid" VmRSS)"
     out=$LOGS/waiting-$name-$round.txt
     overflows_before=$(listen_overflows)
-    wrk -t 2 -c "$WAITING" -d "${WAITING_SECONDS}s" --timeout 10s --latency -s "$PERCENTILES" "http://$SERVER_ADDR/work" >"$out"
+    run_waited wrk -t 2 -c "$WAITING" -d "${WAITING_SECONDS}s" --timeout 10s --latency -s "$PERCENTILES" "http://$SERVER_ADDR/work" >"$out"
     overflows=$(($(listen_overflows) - overflows_before))
     PEAK_RSS[$name]+=" $(vm_kib "$pid" VmHWM)"
     stop_pid "$pid"

@@ -113,14 +113,32 @@ start_server() {
   return 1
 }
 
+# forget_pid PID: takes an ended (waited for) process off the list to stop.
+forget_pid() {
+  local kept=() other
+  for other in "${PIDS[@]}"; do
+    [ "$other" = "$1" ] || kept+=("$other")
+  done
+  PIDS=("${kept[@]}")
+}
+
 # stop_pid PID: stops one process this script started, waits for it, and
 # forgets it.
 stop_pid() {
-  local pid=$1 kept=() other
-  kill -TERM "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  for other in "${PIDS[@]}"; do
-    [ "$other" = "$pid" ] || kept+=("$other")
-  done
-  PIDS=("${kept[@]}")
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  forget_pid "$1"
+}
+
+# run_waited COMMAND ARGS...: runs COMMAND in the background and waits for it,
+# returning its status. For commands that catch SIGINT themselves, as wrk
+# does: bash would take their clean exit for the end of Ctrl-C and carry on,
+# while an interrupted `wait` runs the INT trap at once.
+run_waited() {
+  "$@" &
+  local pid=$! status=0
+  PIDS+=("$pid")
+  wait "$pid" || status=$?
+  forget_pid "$pid"
+  return "$status"
 }
