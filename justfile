@@ -31,3 +31,7 @@ check-deploy:
     cargo build --release --locked --quiet
     python3 scripts/gen-prometheusrule.py --check
     python3 scripts/check-deploy.py target/release/myapp
+
+# Benchmarks side by side, written to BENCHMARKS.md (about 10 min; `BENCH_SECONDS=2 BENCH_ROUNDS=1 just bench` checks the tooling).
+bench:
+    scripts/bench.sh

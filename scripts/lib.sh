@@ -134,3 +134,71 @@ for row in sorted(rows, key=lambda r: sorted(r["metric"].items())):
 http_status() {
   curl -s -o /dev/null -w '%{http_code}' "$1"
 }
+
+# Let Ctrl-C and SIGTERM end the script through the EXIT trap too, so that
+# nothing it started keeps running.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# install_packages PACKAGE...: installs the Debian packages (apt-get update
+# first) when we are root; otherwise returns 1 so the caller can say what is
+# missing.
+install_packages() {
+  [ "$#" -gt 0 ] || return 0
+  [ "$(id -u)" -eq 0 ] || return 1
+  echo "installing $*"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# start_server LOGFILE COMMAND ARGS...: starts a server that listens on one TCP
+# port (ask it for port 0) and sets SERVER_PID and SERVER_ADDR. The address is
+# read from the socket table, so this works whatever the server logs.
+start_server() {
+  local log=$1
+  shift
+  "$@" >"$log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  SERVER_ADDR=
+  local _
+  for _ in $(seq 100); do
+    SERVER_ADDR=$(ss -Hltnp | awk -v pid="pid=$SERVER_PID," 'index($0, pid) { print $4; exit }')
+    [ -n "$SERVER_ADDR" ] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "$* did not start listening; its log:" >&2
+  cat "$log" >&2
+  return 1
+}
+
+# forget_pid PID: takes an ended (waited for) process off the list to stop.
+forget_pid() {
+  local kept=() other
+  for other in "${PIDS[@]}"; do
+    [ "$other" = "$1" ] || kept+=("$other")
+  done
+  PIDS=("${kept[@]}")
+}
+
+# stop_pid PID: stops one process this script started, waits for it, and
+# forgets it.
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  forget_pid "$1"
+}
+
+# run_waited COMMAND ARGS...: runs COMMAND in the background and waits for it,
+# returning its status. For commands that catch SIGINT themselves, as wrk
+# does: bash would take their clean exit for the end of Ctrl-C and carry on,
+# while an interrupted `wait` runs the INT trap at once.
+run_waited() {
+  "$@" &
+  local pid=$! status=0
+  PIDS+=("$pid")
+  wait "$pid" || status=$?
+  forget_pid "$pid"
+  return "$status"
+}

@@ -6,7 +6,7 @@ use poem::{
     Endpoint, EndpointExt, Response, Route,
 };
 use poem_openapi::{OpenApi, OpenApiService};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::{
     config::Config,
@@ -163,18 +163,14 @@ impl Application {
             .as_deref()
             .map(MetricsToken::read)
             .transpose()?;
-        let (listener, address) = bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                address: config.listen,
-                source,
-            })?;
+        let (listener, address) = bind(config.listen).map_err(|source| StartError::Bind {
+            address: config.listen,
+            source,
+        })?;
         let metrics = match config.metrics_listen {
-            Some(address) => Some(
-                bind(address)
-                    .await
-                    .map_err(|source| StartError::MetricsBind { address, source })?,
-            ),
+            Some(address) => {
+                Some(bind(address).map_err(|source| StartError::MetricsBind { address, source })?)
+            }
             None => None,
         };
         Ok(Self {
@@ -231,9 +227,24 @@ impl Application {
     }
 }
 
-/// Binds `address` and says which address it got.
-async fn bind(address: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(address).await?;
+/// How many established connections the kernel queues until they are accepted;
+/// it caps this at `net.core.somaxconn` (4096 by default). `TcpListener::bind`
+/// asks for 128: a burst of thousands of connections overflows that, and the
+/// kernel drops the overflow for the clients to retry a second or more later.
+/// Go's `net.Listen` asks for `somaxconn` too.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `address` as `TcpListener::bind` does (`SO_REUSEADDR`), with
+/// [`LISTEN_BACKLOG`], and says which address it got.
+fn bind(address: SocketAddr) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     let address = listener.local_addr()?;
     Ok((listener, address))
 }

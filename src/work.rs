@@ -1,12 +1,10 @@
 //! `GET /work`: simulated work that takes a random time and fails at a random rate.
 use std::time::Duration;
 
-use poem::{Endpoint, EndpointExt};
+use poem::Endpoint;
 use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
 use rand::Rng;
 use tokio::sync::Semaphore;
-
-use crate::{metrics, request_metrics::RequestMetrics};
 
 /// How `/work` behaves.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,7 +112,12 @@ impl WorkApi {
                 rng.random_bool(error_rate),
             )
         };
-        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        // tokio rounds a sleep up to its next millisecond tick, so even a zero
+        // delay would park the request until the timer fires; like Go's
+        // time.Sleep(0), no delay means no wait.
+        if delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
         if fails {
             WorkResponse::Failed(Json(WorkFailed {
                 delay_ms,
@@ -126,6 +129,17 @@ impl WorkApi {
     }
 }
 
+#[cfg(not(feature = "bench-uninstrumented"))]
 fn record_metrics(endpoint: impl Endpoint) -> impl Endpoint {
+    use crate::{metrics, request_metrics::RequestMetrics};
+    use poem::EndpointExt;
+
     endpoint.with(RequestMetrics::new(metrics::global()))
+}
+
+// Only in the bench-only build of scripts/bench.sh, which measures what the
+// middleware costs: the endpoint unchanged.
+#[cfg(feature = "bench-uninstrumented")]
+fn record_metrics(endpoint: impl Endpoint) -> impl Endpoint {
+    endpoint
 }

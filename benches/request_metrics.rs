@@ -1,0 +1,68 @@
+//! What the `RequestMetrics` middleware costs per request, on one thread.
+//!
+//! - `bare_endpoint`: a trivial endpoint that answers at once, called through
+//!   `Endpoint::get_response` as poem calls it;
+//! - `with_request_metrics`: the same endpoint wrapped in `RequestMetrics`; the
+//!   difference between the two is the middleware's cost per request;
+//! - `metric_ops`: only the metric operations the middleware does per request
+//!   (gauge up, clock, histogram, counter, gauge down), without the endpoint.
+//!
+//! `cargo bench --bench request_metrics`; `scripts/bench.sh` runs it and reports
+//! the difference against the 100 ns target.
+use std::{hint::black_box, time::Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use futures_util::FutureExt;
+use myapp::{
+    config::{Buckets, DEFAULT_BUCKETS},
+    metrics::Metrics,
+    request_metrics::RequestMetrics,
+};
+use poem::{endpoint::make_sync, Endpoint, EndpointExt, Request, Response};
+use prometheus::Registry;
+
+fn metrics() -> &'static Metrics {
+    let buckets: Buckets = DEFAULT_BUCKETS.parse().expect("default buckets");
+    Box::leak(Box::new(
+        Metrics::register(&Registry::new(), &buckets.0).expect("fresh registry"),
+    ))
+}
+
+/// One request through `endpoint`, which answers without waiting.
+fn call(endpoint: &impl Endpoint) -> Response {
+    endpoint
+        .get_response(Request::default())
+        .now_or_never()
+        .expect("a trivial endpoint answers at once")
+}
+
+fn request_metrics(c: &mut Criterion) {
+    let metrics = metrics();
+    let bare = make_sync(|_| r#"{"delay_ms":0}"#);
+    let instrumented = make_sync(|_| r#"{"delay_ms":0}"#).with(RequestMetrics::new(metrics));
+
+    let mut group = c.benchmark_group("request_metrics");
+    group.bench_function("bare_endpoint", |b| b.iter(|| black_box(call(&bare))));
+    group.bench_function("with_request_metrics", |b| {
+        b.iter(|| black_box(call(&instrumented)))
+    });
+    // Mirrors what `Recording` does, through the same public metrics.
+    group.bench_function("metric_ops", |b| {
+        b.iter(|| {
+            metrics.in_flight.inc();
+            let start = Instant::now();
+            let status = black_box(200);
+            metrics.duration.observe(start.elapsed().as_secs_f64());
+            metrics.processed(status).inc();
+            metrics.in_flight.dec();
+        })
+    });
+    group.finish();
+    assert!(
+        metrics.processed(200).get() > 0,
+        "the requests were recorded"
+    );
+}
+
+criterion_group!(benches, request_metrics);
+criterion_main!(benches);
