@@ -63,7 +63,7 @@ where
         .header_read_timeout(limits.header_timeout)
         // Bounds the memory one connection can hold while sending headers;
         // larger heads are answered 431.
-        .max_buf_size(MAX_HEAD_BYTES);
+        .max_header_size(MAX_HEAD_BYTES);
     let local_addr = listener.local_addr().ok();
 
     loop {

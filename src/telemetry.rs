@@ -10,8 +10,8 @@ use crate::config::LogFormat;
 #[error("RUST_LOG: {0}")]
 pub struct TelemetryError(#[from] tracing_subscriber::filter::FromEnvError);
 
-/// Installs the global subscriber, writing to stdout in `format`, and a panic
-/// hook that logs the panic message once as an error event.
+/// Installs the global subscriber, writing to stdout in `format`, and
+/// [`log_panics`].
 pub fn init(format: LogFormat) -> Result<(), TelemetryError> {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
@@ -23,6 +23,13 @@ pub fn init(format: LogFormat) -> Result<(), TelemetryError> {
         LogFormat::Text => subscriber.init(),
         LogFormat::Json => subscriber.json().init(),
     }
+    log_panics();
+    Ok(())
+}
+
+/// Replaces the default panic hook (a message and maybe a backtrace on stderr)
+/// by one error event with the panic's message and location.
+pub fn log_panics() {
     std::panic::set_hook(Box::new(|info| {
         let payload = info.payload();
         let message = payload
@@ -33,5 +40,4 @@ pub fn init(format: LogFormat) -> Result<(), TelemetryError> {
         let location = info.location().map(ToString::to_string).unwrap_or_default();
         tracing::error!(message, location, "panic");
     }));
-    Ok(())
 }

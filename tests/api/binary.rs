@@ -317,3 +317,42 @@ async fn the_token_is_required_on_metrics_and_never_logged() {
     assert!(logs.contains(" metrics_token=\"set\" "), "{logs}");
     assert!(!logs.contains("t0ken-never-logged"), "{logs}");
 }
+
+#[tokio::test]
+async fn a_second_sigterm_ends_the_drain_at_once_and_logs_the_requests_cut_off() {
+    let server = Binary::start(&[
+        "--min-delay-ms",
+        "30000",
+        "--max-delay-ms",
+        "30000",
+        "--shutdown-timeout-secs",
+        "60",
+    ]);
+    let http = reqwest::Client::new();
+    let requests: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(http.get(server.url("/work")).send()))
+        .collect();
+    for _ in 0..100 {
+        if scrape(&http, &server.url("/metrics")).await.in_flight() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.signal("TERM");
+    let wait = tokio::task::spawn_blocking(|| server.wait());
+    let (status, logs) = tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .expect("the second SIGTERM ends it long before the 60 s timeout")
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{logs}");
+    assert!(logs.contains("second signal: stopping now"), "{logs}");
+    assert!(
+        logs.contains("stopped before every in-flight request finished cut_off=4"),
+        "{logs}"
+    );
+    for request in requests {
+        assert!(request.await.unwrap().is_err());
+    }
+}

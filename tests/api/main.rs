@@ -1,10 +1,13 @@
 //! Integration tests: the app in-process, on a real socket, and as the real binary.
 mod binary;
 mod concurrency;
+mod exactness;
 mod exposition;
 mod health;
 mod helpers;
+mod hostile;
 mod metrics;
 mod openapi;
+mod overload;
 mod shutdown;
 mod work;

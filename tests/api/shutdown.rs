@@ -136,3 +136,39 @@ async fn forcing_shutdown_ends_the_drain_at_once() {
         assert!(request.await.unwrap().is_err());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_with_a_thousand_requests_in_flight_answers_and_counts_every_one() {
+    let server = TestServer::spawn(work(1500, 1500, 0.0), 30).await;
+    let before = server.scrape().await;
+    let requests: Vec<_> = (0..1000)
+        .map(|_| {
+            let request = server.http.get(server.url("/work")).send();
+            tokio::spawn(async move {
+                let response = request.await.expect("a complete response");
+                (
+                    response.status().as_u16(),
+                    response.text().await.expect("a complete body"),
+                )
+            })
+        })
+        .collect();
+    for _ in 0..200 {
+        if server.scrape().await.in_flight() == 1000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(myapp::metrics::global().in_flight.get(), 1000);
+    server.shutdown.begin();
+    for request in requests {
+        assert_eq!(
+            request.await.unwrap(),
+            (200, r#"{"delay_ms":1500}"#.to_string())
+        );
+    }
+    assert_eq!(server.run.await.unwrap().cut_off, 0);
+    let after = myapp::metrics::global();
+    assert_eq!(after.processed(200).get() - before.processed("200"), 1000);
+    assert_eq!(after.in_flight.get(), 0);
+}
