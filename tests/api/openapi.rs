@@ -34,7 +34,11 @@ async fn spec_documents_every_operation_and_work_answers() {
         .map(String::as_str)
         .collect();
     codes.sort();
-    assert_eq!(codes, ["200", "500"]);
+    assert_eq!(codes, ["200", "500", "503"]);
+    assert_eq!(
+        work["503"]["headers"]["RETRY-AFTER"]["schema"]["type"],
+        "integer"
+    );
     assert_eq!(
         work["500"]["content"]["application/json; charset=utf-8"]["schema"]["$ref"],
         "#/components/schemas/WorkFailed"
