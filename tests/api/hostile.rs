@@ -37,7 +37,7 @@ fn hostile_request(rng: &mut StdRng, i: usize) -> (Vec<u8>, u16) {
             404,
         ),
         // A percent-encoded path that does not decode to UTF-8.
-        1 if i % 2 == 0 => (
+        1 if i % 10 == 6 => (
             format!("GET /work/%FF%C3%28{noise} HTTP/1.1\r\n").into_bytes(),
             400,
         ),
