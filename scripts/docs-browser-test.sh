@@ -50,7 +50,7 @@ check "operations listed: $paths" test "$paths" = "/work /healthz /readyz /metri
 methods=$(grep -o 'opblock-summary-method">[A-Z]*<' "$out/work.html" | sed 's/.*">\(.*\)</\1/' | xargs)
 check "all four are GET: $methods" test "$methods" = "GET GET GET GET"
 check "GET /work, expanded, shows the responses $(rendered "$out/work.html" data-code)" \
-  test "$(rendered "$out/work.html" data-code)" = "200 500"
+  test "$(rendered "$out/work.html" data-code)" = "200 500 503"
 check "GET /metrics, expanded, shows the responses $(rendered "$out/metrics.html" data-code)" \
   test "$(rendered "$out/metrics.html" data-code)" = "200 401 500"
 check "GET /metrics offers the protobuf media type" \
