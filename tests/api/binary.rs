@@ -3,7 +3,9 @@ use std::{collections::HashMap, net::TcpListener, time::Duration};
 
 use futures_util::future::join_all;
 
-use crate::helpers::{assert_histogram_grew, binary, scrape, Binary, TokenFile};
+use crate::helpers::{
+    assert_histogram_grew, binary, scrape, wait_for_in_flight, Binary, TokenFile,
+};
 
 /// Runs the binary with `args` and `env`, expecting a start-up error.
 fn start_up_error(args: &[&str], env: &[(&str, &str)]) -> String {
@@ -154,12 +156,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
         .map(|_| tokio::spawn(http.get(server.url("/work")).send()))
         .collect();
     // Let the 20 requests reach the handler before the signal.
-    for _ in 0..100 {
-        if scrape(&http, &server.url("/metrics")).await.in_flight() == 20 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_in_flight(&http, &server.url("/metrics"), 20).await;
     server.signal("TERM");
     for request in requests {
         let response = request
@@ -195,12 +192,7 @@ async fn the_shutdown_timeout_ends_the_drain_and_logs_the_requests_cut_off() {
     let requests: Vec<_> = (0..3)
         .map(|_| tokio::spawn(http.get(server.url("/work")).send()))
         .collect();
-    for _ in 0..100 {
-        if scrape(&http, &server.url("/metrics")).await.in_flight() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_in_flight(&http, &server.url("/metrics"), 3).await;
     server.signal("TERM");
     let (status, logs) = tokio::task::spawn_blocking(|| server.wait()).await.unwrap();
     assert_eq!(status.code(), Some(1), "{logs}");
@@ -332,12 +324,7 @@ async fn a_second_sigterm_ends_the_drain_at_once_and_logs_the_requests_cut_off()
     let requests: Vec<_> = (0..4)
         .map(|_| tokio::spawn(http.get(server.url("/work")).send()))
         .collect();
-    for _ in 0..100 {
-        if scrape(&http, &server.url("/metrics")).await.in_flight() == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_in_flight(&http, &server.url("/metrics"), 4).await;
     server.signal("TERM");
     tokio::time::sleep(Duration::from_millis(200)).await;
     server.signal("TERM");

@@ -119,6 +119,10 @@ impl TestServer {
     pub async fn scrape(&self) -> Snapshot {
         scrape(&self.http, &self.url("/metrics")).await
     }
+
+    pub async fn wait_for_in_flight(&self, n: i64) -> Snapshot {
+        wait_for_in_flight(&self.http, &self.url("/metrics"), n).await
+    }
 }
 
 /// GETs `url` and parses it as the text exposition format.
@@ -126,6 +130,19 @@ pub async fn scrape(http: &reqwest::Client, url: &str) -> Snapshot {
     let response = http.get(url).send().await.expect("scrape answers");
     assert_eq!(response.status(), 200);
     Snapshot::parse(response.text().await.unwrap())
+}
+
+/// Scrapes `metrics_url` until exactly `n` `/work` requests are in flight, and
+/// returns that scrape (bounded: 250 tries, about 5 s).
+pub async fn wait_for_in_flight(http: &reqwest::Client, metrics_url: &str, n: i64) -> Snapshot {
+    for _ in 0..250 {
+        let snapshot = scrape(http, metrics_url).await;
+        if snapshot.in_flight() == n {
+            return snapshot;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("never saw {n} requests in flight");
 }
 
 /// One scrape of `/metrics`, parsed.

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use futures_util::future::join_all;
 
 use crate::helpers::{work, TestServer};
@@ -13,12 +11,7 @@ async fn beyond_max_in_flight_work_answers_503_with_retry_after_and_counts_it() 
     let admitted: Vec<_> = (0..5)
         .map(|_| tokio::spawn(server.http.get(server.url("/work")).send()))
         .collect();
-    for _ in 0..100 {
-        if server.scrape().await.in_flight() == 5 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_for_in_flight(5).await;
     let shed = join_all((0..10).map(|_| server.http.get(server.url("/work")).send())).await;
     for response in shed {
         let response = response.unwrap();

@@ -2,30 +2,7 @@ use std::time::Duration;
 
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
-use crate::helpers::{work, Snapshot, TestServer};
-
-/// Scrapes until `/work` has no request in flight (bounded: 100 tries, 5 s).
-async fn scrape_when_idle(server: &TestServer) -> Snapshot {
-    for _ in 0..100 {
-        let snapshot = server.scrape().await;
-        if snapshot.in_flight() == 0 {
-            return snapshot;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("requests still in flight after 5 s");
-}
-
-/// Waits until `n` `/work` requests are in flight (bounded: 100 tries, 5 s).
-async fn wait_in_flight(server: &TestServer, n: i64) {
-    for _ in 0..100 {
-        if server.scrape().await.in_flight() == n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("never saw {n} requests in flight");
-}
+use crate::helpers::{work, TestServer};
 
 #[tokio::test]
 async fn a_request_abandoned_by_its_client_is_counted_once_as_499() {
@@ -36,9 +13,9 @@ async fn a_request_abandoned_by_its_client_is_counted_once_as_499() {
         .write_all(b"GET /work HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .unwrap();
-    wait_in_flight(&server, 1).await;
+    server.wait_for_in_flight(1).await;
     drop(stream);
-    let after = scrape_when_idle(&server).await;
+    let after = server.wait_for_in_flight(0).await;
     assert_eq!(after.processed("499") - before.processed("499"), 1);
     assert_eq!(after.processed("200"), before.processed("200"));
     assert_eq!(after.processed("500"), before.processed("500"));
@@ -67,7 +44,7 @@ async fn shutdown_lets_in_flight_requests_finish_and_counts_them() {
             })
         })
         .collect();
-    wait_in_flight(&server, 50).await;
+    server.wait_for_in_flight(50).await;
     server.shutdown.begin();
     for request in requests {
         let (status, body) = request.await.unwrap();
@@ -99,7 +76,7 @@ async fn shutdown_timeout_cuts_off_and_reports_the_requests_in_flight() {
     let requests: Vec<_> = (0..3)
         .map(|_| tokio::spawn(server.http.get(server.url("/work")).send()))
         .collect();
-    wait_in_flight(&server, 3).await;
+    server.wait_for_in_flight(3).await;
     server.shutdown.begin();
     let report = tokio::time::timeout(Duration::from_secs(10), server.run)
         .await
@@ -124,7 +101,7 @@ async fn forcing_shutdown_ends_the_drain_at_once() {
     let requests: Vec<_> = (0..2)
         .map(|_| tokio::spawn(server.http.get(server.url("/work")).send()))
         .collect();
-    wait_in_flight(&server, 2).await;
+    server.wait_for_in_flight(2).await;
     server.shutdown.begin();
     server.shutdown.force();
     let report = tokio::time::timeout(Duration::from_secs(10), server.run)
@@ -153,12 +130,7 @@ async fn shutdown_with_a_thousand_requests_in_flight_answers_and_counts_every_on
             })
         })
         .collect();
-    for _ in 0..200 {
-        if server.scrape().await.in_flight() == 1000 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_for_in_flight(1000).await;
     assert_eq!(myapp::metrics::global().in_flight.get(), 1000);
     server.shutdown.begin();
     for request in requests {
