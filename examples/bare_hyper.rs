@@ -1,5 +1,6 @@
 //! The limit of this stack on this machine, for `scripts/bench.sh`: a bare hyper
-//! server, configured as `src/server.rs` configures it, that answers every request
+//! server, configured as `src/server.rs` configures it (same hyper settings, same
+//! allocator), that answers every request
 //! with the bytes of a zero-delay `/work` (`{"delay_ms":0}`, same Content-Type),
 //! and does nothing else: no routing, no middleware, no logging, no metrics.
 //!
@@ -14,11 +15,12 @@ use hyper::{
     service::service_fn,
     Request, Response,
 };
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-};
+use hyper_util::rt::TokioIo;
+use myapp::{config::Config, server::http1_builder};
 use tokio::net::TcpListener;
+
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const BODY: &str = r#"{"delay_ms":0}"#;
 const JSON: &str = "application/json; charset=utf-8";
@@ -28,7 +30,7 @@ async fn main() -> std::io::Result<()> {
     let listen = listen_address();
     let listener = TcpListener::bind(listen).await?;
     println!("listening address={}", listener.local_addr()?);
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = http1_builder(Duration::from_secs(Config::defaults().header_timeout_secs));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -43,7 +45,7 @@ async fn main() -> std::io::Result<()> {
         tokio::spawn(async move {
             // A client that goes away mid-request is not this benchmark's concern.
             let _ = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service_fn(answer))
+                .serve_connection(TokioIo::new(stream), service_fn(answer))
                 .await;
         });
     }

@@ -278,7 +278,7 @@ targets_table() {
 | /work throughput, myapp / Go seed | >= 1.5 | $(fmt 2 "$R_GO") | $(met "$R_GO" '>=' 1.5) |
 | /work throughput, myapp / bare hyper | >= 0.85 | $(fmt 3 "$R_BARE") | $(met "$R_BARE" '>=' 0.85) |
 | peak RSS with $WAITING waiting, myapp / Go seed | <= 0.5 | $(fmt 3 "$R_RSS") | $(met "$R_RSS" '<=' 0.5) |
-| p99 with $WAITING waiting, myapp / Go seed | <= 1.0 | $(fmt 3 "$R_P99") | $(met "$R_P99" '<=' 1.0) |
+| p99 with $WAITING waiting, myapp / Go seed | <= 1.0 | $(fmt 4 "$R_P99") | $(met "$R_P99" '<=' 1.0) |
 | middleware recording, ns per request | <= 100 | $(fmt 1 "$NS_MIDDLEWARE") | $(met "$NS_MIDDLEWARE" '<=' 100) |
 | /metrics p99 while /work is saturated, ms | <= 10 | $(fmt 2 "$P99_SCRAPE") | $(met "$P99_SCRAPE" '<=' 10) |
 EOF

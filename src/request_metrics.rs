@@ -165,32 +165,10 @@ mod tests {
         assert_eq!(metrics.processed(200).get(), 0);
     }
 
-    /// Collects what the subscriber writes.
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[tokio::test]
     async fn a_panic_is_logged_once_and_the_endpoint_keeps_serving() {
         let metrics = metrics();
-        let logs = Captured::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        // The current-thread runtime polls the handler on this thread, where
-        // this subscriber is the default.
-        let _default = tracing::subscriber::set_default(subscriber);
+        let (logs, _default) = crate::telemetry::capture_logs(tracing::Level::INFO);
         crate::telemetry::log_panics();
         let app = poem::Route::new()
             .at("/panic", panics)
@@ -203,7 +181,7 @@ mod tests {
             .await
             .assert_status(StatusCode::INTERNAL_SERVER_ERROR);
         client.get("/ok").send().await.assert_status_is_ok();
-        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let logs = logs.text();
         assert_eq!(logs.matches("simulated bug").count(), 1, "{logs}");
         assert!(logs.contains("ERROR") && logs.contains("panic"), "{logs}");
         assert_eq!(

@@ -12,7 +12,7 @@ use std::{
 use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::{
-    http::uri::Scheme,
+    http::{uri::Scheme, HeaderValue, Uri},
     web::{LocalAddr, RemoteAddr},
     Endpoint, Request,
 };
@@ -57,13 +57,7 @@ where
     let in_flight = Arc::new(AtomicUsize::new(0));
     let connections = TaskTracker::new();
     let cut_off = CancellationToken::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        // Bounds the memory one connection can hold while sending headers;
-        // larger heads are answered 431.
-        .max_header_size(MAX_HEAD_BYTES);
+    let builder = http1_builder(limits.header_timeout);
     let local_addr = listener.local_addr().ok();
 
     loop {
@@ -89,8 +83,12 @@ where
             hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let endpoint = endpoint.clone();
                 let in_flight = InFlight::enter(&in_flight);
-                let req =
-                    Request::from((req, local_addr.clone(), remote_addr.clone(), Scheme::HTTP));
+                let req = Request::from((
+                    detach_head(req),
+                    local_addr.clone(),
+                    remote_addr.clone(),
+                    Scheme::HTTP,
+                ));
                 async move {
                     let response = endpoint.get_response(req).await;
                     drop(in_flight);
@@ -133,6 +131,39 @@ where
     cut_off.cancel();
     connections.wait().await;
     report
+}
+
+/// How every connection is served: HTTP/1.1, at most `header_timeout` to send
+/// a request head, heads of at most [`MAX_HEAD_BYTES`].
+pub fn http1_builder(header_timeout: Duration) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        // Bounds the memory one connection can hold while sending headers;
+        // larger heads are answered 431.
+        .max_header_size(MAX_HEAD_BYTES);
+    builder
+}
+
+/// The request with its URI and header values copied out of hyper's read buffer.
+///
+/// hyper parses them as slices of its 8 KiB buffer, so a request that waits
+/// (up to the max delay) keeps the buffer alive, and hyper, which reads on to
+/// notice a client that leaves, reserves a second one. Copying the few hundred
+/// bytes of the head lets it reuse the first: 8 KiB less per waiting request.
+fn detach_head(req: hyper::Request<Incoming>) -> hyper::Request<Incoming> {
+    let (mut head, body) = req.into_parts();
+    if let Ok(uri) = Uri::try_from(head.uri.to_string()) {
+        head.uri = uri;
+    }
+    for value in head.headers.values_mut() {
+        // hyper accepts every value this accepts; the rare other one stays shared.
+        if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
+            *value = copy;
+        }
+    }
+    hyper::Request::from_parts(head, body)
 }
 
 /// Counts a request as in flight until dropped.

@@ -1,10 +1,7 @@
 //! Builds the application: the routes, the OpenAPI service, the listener.
 use std::{net::SocketAddr, time::Duration};
 
-use poem::{
-    middleware::{CatchPanic, Tracing},
-    Endpoint, EndpointExt, Response, Route,
-};
+use poem::{middleware::CatchPanic, Endpoint, EndpointExt, Response, Route};
 use poem_openapi::{OpenApi, OpenApiService};
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -14,6 +11,7 @@ use crate::{
     health::HealthApi,
     metrics,
     metrics_token::{MetricsToken, TokenFileError},
+    request_log::RequestLog,
     server::{self, Limits, ShutdownReport},
     shutdown::Shutdown,
     work::{WorkApi, WorkSettings},
@@ -75,7 +73,9 @@ pub fn openapi_json() -> String {
 
 /// The whole application on one port. [`metrics::init`] must have run.
 pub fn app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
-    with_docs(api(state)).with(CatchPanic::new()).with(Tracing)
+    with_docs(api(state))
+        .with(CatchPanic::new())
+        .with(RequestLog)
 }
 
 /// The public port when `--metrics-listen` is set: `/work` and its docs, but
@@ -86,7 +86,7 @@ pub fn public_app(state: &AppState) -> impl Endpoint<Output = Response> + 'stati
         "Simulates work on GET /work. This instance serves its metrics and health \
          probes on its --metrics-listen port.",
     );
-    with_docs(api).with(CatchPanic::new()).with(Tracing)
+    with_docs(api).with(CatchPanic::new()).with(RequestLog)
 }
 
 /// The `--metrics-listen` port: `/metrics`, `/healthz` and `/readyz` only.
@@ -101,7 +101,7 @@ pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'stat
             ),
         )
         .with(CatchPanic::new())
-        .with(Tracing)
+        .with(RequestLog)
 }
 
 /// The operations that `--metrics-listen` moves to its port.
