@@ -1,7 +1,13 @@
 //! The middleware that records every request of the endpoint it wraps.
-use std::{panic::AssertUnwindSafe, time::Instant};
+use std::{
+    future::Future,
+    panic::{self, AssertUnwindSafe},
+    pin::Pin,
+    task::{Context, Poll},
+    time::Instant,
+};
 
-use futures_util::FutureExt;
+use pin_project_lite::pin_project;
 use poem::{http::StatusCode, Endpoint, IntoResponse, Middleware, Request, Response, Result};
 
 use crate::metrics::Metrics;
@@ -47,19 +53,47 @@ pub struct RequestMetricsEndpoint<E> {
 impl<E: Endpoint> Endpoint for RequestMetricsEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> Result<Self::Output> {
-        let mut recording = Recording::start(self.metrics);
-        let result = match AssertUnwindSafe(self.inner.call(req)).catch_unwind().await {
-            Ok(result) => result.map(IntoResponse::into_response),
-            // The panic hook has logged the message.
+    fn call(&self, req: Request) -> impl Future<Output = Result<Response>> + Send {
+        Recorded {
+            recording: Recording::start(self.metrics),
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+pin_project! {
+    /// The inner endpoint's future and its recording. Polling the inner future
+    /// in place, rather than through `async` and `catch_unwind`, saves moving
+    /// it (and the request it holds) on every layer.
+    struct Recorded<F> {
+        recording: Recording,
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, T> Future for Recorded<F>
+where
+    F: Future<Output = Result<T>>,
+    T: IntoResponse,
+{
+    type Output = Result<Response>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = match panic::catch_unwind(AssertUnwindSafe(|| this.inner.poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => result.map(IntoResponse::into_response),
+            // The panic hook has logged the message. A future that panicked is
+            // not polled again: this one is ready.
             Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into()),
         };
-        recording.status = match &result {
+        this.recording.status = match &result {
             Ok(response) => response.status(),
             Err(err) => err.status(),
         }
         .as_u16();
-        result
+        Poll::Ready(result)
     }
 }
 
