@@ -53,6 +53,18 @@ declare -A LABEL=(
   [go]="Go seed design"
 )
 
+# The servers run on CPU 0 and wrk on CPU 1, so that the load generator never takes the CPU
+# of the server it measures; floating, they shared both and the per-round ratios of two
+# equal builds ranged from 0.78 to 1.16. Each server sees one CPU: tokio starts one worker,
+# Go sets GOMAXPROCS to 1.
+if [ "$(nproc)" -ge 2 ]; then
+  SERVER_CPU=(taskset -c 0)
+  WRK=(taskset -c 1 wrk)
+else
+  SERVER_CPU=()
+  WRK=(wrk)
+fi
+
 step() { printf '\n== %s\n' "$*"; }
 
 # --- numbers -----------------------------------------------------------------
@@ -107,10 +119,10 @@ start() {
   local name=$1
   shift
   case $name in
-    myapp) start_server "$LOGS/$name.log" env RUST_LOG=warn "$BIN/myapp" --listen 127.0.0.1:0 "$@" ;;
-    uninstrumented) start_server "$LOGS/$name.log" env RUST_LOG=warn "$BIN/myapp-uninstrumented" --listen 127.0.0.1:0 "$@" ;;
-    bare) start_server "$LOGS/$name.log" "$BIN/bare-hyper" --listen 127.0.0.1:0 ;;
-    go) start_server "$LOGS/$name.log" "$BIN/go-seed" --listen 127.0.0.1:0 "$@" ;;
+    myapp) start_server "$LOGS/$name.log" "${SERVER_CPU[@]}" env RUST_LOG=warn "$BIN/myapp" --listen 127.0.0.1:0 "$@" ;;
+    uninstrumented) start_server "$LOGS/$name.log" "${SERVER_CPU[@]}" env RUST_LOG=warn "$BIN/myapp-uninstrumented" --listen 127.0.0.1:0 "$@" ;;
+    bare) start_server "$LOGS/$name.log" "${SERVER_CPU[@]}" "$BIN/bare-hyper" --listen 127.0.0.1:0 ;;
+    go) start_server "$LOGS/$name.log" "${SERVER_CPU[@]}" "$BIN/go-seed" --listen 127.0.0.1:0 "$@" ;;
   esac
 }
 
@@ -169,12 +181,12 @@ for name in "${SERVERS[@]}"; do
     exit 1
   fi
   # Warm-up: connections, allocator, Go's GC pacing.
-  run_waited wrk -t 2 -c "$CONNECTIONS" -d "$((RUN_SECONDS < 2 ? RUN_SECONDS : 2))s" "http://$SERVER_ADDR/work" >/dev/null
+  run_waited "${WRK[@]}" -t 1 -c "$CONNECTIONS" -d "$((RUN_SECONDS < 2 ? RUN_SECONDS : 2))s" "http://$SERVER_ADDR/work" >/dev/null
 done
 for round in $(seq "$ROUNDS"); do
   for name in "${SERVERS[@]}"; do
     out=$LOGS/throughput-$name-$round.txt
-    run_waited wrk -t 2 -c "$CONNECTIONS" -d "${RUN_SECONDS}s" "http://${ADDR[$name]}/work" >"$out"
+    run_waited "${WRK[@]}" -t 1 -c "$CONNECTIONS" -d "${RUN_SECONDS}s" "http://${ADDR[$name]}/work" >"$out"
     RPS[$name]+=" $(wrk_rps "$out")"
     ERRORS[$name]=$((${ERRORS[$name]:-0} + $(wrk_socket_errors "$out") + $(wrk_non_2xx "$out")))
     printf '  round %d  %-30s %10s req/s\n' "$round" "${LABEL[$name]}" "$(wrk_rps "$out")"
@@ -189,11 +201,11 @@ for round in $(seq "$ROUNDS"); do
   for name in myapp go; do
     load=$LOGS/saturation-$name-$round.txt
     out=$LOGS/scrape-$name-$round.txt
-    wrk -t 2 -c "$CONNECTIONS" -d "$((RUN_SECONDS + 1))s" "http://${ADDR[$name]}/work" >"$load" &
+    "${WRK[@]}" -t 1 -c "$CONNECTIONS" -d "$((RUN_SECONDS + 1))s" "http://${ADDR[$name]}/work" >"$load" &
     PIDS+=("$!")
     load_pid=$!
     sleep 0.5
-    run_waited wrk -t 1 -c 1 -d "${RUN_SECONDS}s" --latency -s "$PERCENTILES" "http://${ADDR[$name]}/metrics" >"$out"
+    run_waited "${WRK[@]}" -t 1 -c 1 -d "${RUN_SECONDS}s" --latency -s "$PERCENTILES" "http://${ADDR[$name]}/metrics" >"$out"
     wait "$load_pid"
     forget_pid "$load_pid"
     SCRAPE_P50[$name]+=" $(wrk_latency_ms "$out" 50)"
@@ -217,7 +229,7 @@ for round in $(seq "$ROUNDS"); do
     IDLE_RSS[$name]+=" $(vm_kib "$pid" VmRSS)"
     out=$LOGS/waiting-$name-$round.txt
     overflows_before=$(listen_overflows)
-    run_waited wrk -t 2 -c "$WAITING" -d "${WAITING_SECONDS}s" --timeout 10s --latency -s "$PERCENTILES" "http://$SERVER_ADDR/work" >"$out"
+    run_waited "${WRK[@]}" -t 1 -c "$WAITING" -d "${WAITING_SECONDS}s" --timeout 10s --latency -s "$PERCENTILES" "http://$SERVER_ADDR/work" >"$out"
     overflows=$(($(listen_overflows) - overflows_before))
     PEAK_RSS[$name]+=" $(vm_kib "$pid" VmHWM)"
     stop_pid "$pid"
@@ -337,7 +349,8 @@ cat >"$report" <<EOF
 
 The servers take turns, A B A B ..., for $ROUNDS round(s), each on its own loopback port;
 the figures are medians over the rounds, and each ratio is the median of the per-round
-ratios, so that the machine's drift cancels out. wrk and the servers share the machine.
+ratios, so that the machine's drift cancels out. The servers run on CPU 0 and wrk on CPU 1
+(\`taskset\`, on a machine of 2 CPUs or more): each server has one CPU to itself.
 
 ## Machine
 
@@ -371,19 +384,19 @@ cargo build --release --locked --example bare_hyper                          # c
 GO111MODULE=off GOPATH=/usr/share/gocode go build -o $BIN/go-seed ./benches/go-seed
 
 # servers (each on 127.0.0.1:0; the port is read with ss)
-RUST_LOG=warn $BIN/myapp ${ZERO_DELAY[*]}
-RUST_LOG=warn $BIN/myapp-uninstrumented ${ZERO_DELAY[*]}
-$BIN/bare-hyper
-$BIN/go-seed ${ZERO_DELAY[*]}
+RUST_LOG=warn ${SERVER_CPU[*]} $BIN/myapp ${ZERO_DELAY[*]}
+RUST_LOG=warn ${SERVER_CPU[*]} $BIN/myapp-uninstrumented ${ZERO_DELAY[*]}
+${SERVER_CPU[*]} $BIN/bare-hyper
+${SERVER_CPU[*]} $BIN/go-seed ${ZERO_DELAY[*]}
 
 # 1. throughput, after a warm-up run, each server in turn, $ROUNDS round(s)
-wrk -t 2 -c $CONNECTIONS -d ${RUN_SECONDS}s http://ADDR/work
+${WRK[*]} -t 1 -c $CONNECTIONS -d ${RUN_SECONDS}s http://ADDR/work
 # 3. /metrics under saturation, myapp and Go in turn, $ROUNDS round(s)
-wrk -t 2 -c $CONNECTIONS -d $((RUN_SECONDS + 1))s http://ADDR/work &
-wrk -t 1 -c 1 -d ${RUN_SECONDS}s --latency -s $PERCENTILES http://ADDR/metrics      # 0.5 s later
+${WRK[*]} -t 1 -c $CONNECTIONS -d $((RUN_SECONDS + 1))s http://ADDR/work &
+${WRK[*]} -t 1 -c 1 -d ${RUN_SECONDS}s --latency -s $PERCENTILES http://ADDR/metrics      # 0.5 s later
 # 2. $WAITING waiting: a fresh server with default flags (0 to 2 s, error rate 0.5) per round,
 #    VmHWM from /proc/PID/status after the run; ulimit -n $(ulimit -n)
-wrk -t 2 -c $WAITING -d ${WAITING_SECONDS}s --timeout 10s --latency -s $PERCENTILES http://ADDR/work
+${WRK[*]} -t 1 -c $WAITING -d ${WAITING_SECONDS}s --timeout 10s --latency -s $PERCENTILES http://ADDR/work
 # 4. criterion
 cargo bench --locked --bench request_metrics --bench scrape -- ${CRITERION_ARGS[*]}
 \`\`\`
