@@ -60,9 +60,11 @@ declare -A LABEL=(
 if [ "$(nproc)" -ge 2 ]; then
   SERVER_CPU=(taskset -c 0)
   WRK=(taskset -c 1 wrk)
+  PINNING="The servers run on CPU 0 and wrk on CPU 1 (\`taskset\`): each server has one CPU to itself."
 else
   SERVER_CPU=()
   WRK=(wrk)
+  PINNING="One CPU: wrk and the servers share it."
 fi
 
 step() { printf '\n== %s\n' "$*"; }
@@ -349,8 +351,7 @@ cat >"$report" <<EOF
 
 The servers take turns, A B A B ..., for $ROUNDS round(s), each on its own loopback port;
 the figures are medians over the rounds, and each ratio is the median of the per-round
-ratios, so that the machine's drift cancels out. The servers run on CPU 0 and wrk on CPU 1
-(\`taskset\`, on a machine of 2 CPUs or more): each server has one CPU to itself.
+ratios, so that the machine's drift cancels out. $PINNING
 
 ## Machine
 

@@ -1,14 +1,15 @@
 //! The middleware that logs one line per request.
-use std::time::Instant;
+use std::{net::SocketAddr, time::Instant};
 
 use poem::{
     http::{Method, Uri},
     Endpoint, IntoResponse, Middleware, Request, Response, Result,
 };
-use tracing::Level;
+use tracing::{field::display, Level};
 
-/// Logs each answered request at INFO: method, path (with the query), status
-/// and duration in milliseconds. Put it outermost.
+/// Logs each answered request at INFO: method, path (with the query), status,
+/// the error's message for an error, the client's address and the duration in
+/// milliseconds. Put it outermost.
 ///
 /// Unlike poem's `Tracing`, it reads nothing from the request unless its line
 /// is enabled: with `RUST_LOG=warn` a request costs one check of the filter.
@@ -35,18 +36,21 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
             method: req.method().clone(),
             // Outermost, it sees the path before routing strips any prefix.
             uri: req.uri().clone(),
+            remote_addr: req.remote_addr().as_socket_addr().copied(),
             start: Instant::now(),
         });
         let result = self.inner.call(req).await.map(IntoResponse::into_response);
         if let Some(line) = line {
-            let status = match &result {
-                Ok(response) => response.status(),
-                Err(err) => err.status(),
+            let (status, error) = match &result {
+                Ok(response) => (response.status(), None),
+                Err(err) => (err.status(), Some(display(err))),
             };
             tracing::info!(
                 method = %line.method,
                 path = %line.uri,
                 status = status.as_u16(),
+                error,
+                remote_addr = line.remote_addr.map(display),
                 // Microsecond precision: 0.017, not 0.017426.
                 duration_ms = line.start.elapsed().as_micros() as f64 / 1e3,
                 "request"
@@ -60,6 +64,8 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
 struct Line {
     method: Method,
     uri: Uri,
+    /// The peer of the connection (a proxy's, behind one).
+    remote_addr: Option<SocketAddr>,
     start: Instant,
 }
 
@@ -101,7 +107,7 @@ mod tests {
             "{logs}"
         );
         assert!(
-            lines[1].contains(" INFO myapp::request_log: request method=GET path=/missing status=404 duration_ms="),
+            lines[1].contains(" INFO myapp::request_log: request method=GET path=/missing status=404 error=not found duration_ms="),
             "{logs}"
         );
     }

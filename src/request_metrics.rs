@@ -54,9 +54,10 @@ impl<E: Endpoint> Endpoint for RequestMetricsEndpoint<E> {
     type Output = Response;
 
     fn call(&self, req: Request) -> impl Future<Output = Result<Response>> + Send {
+        let recording = Recording::start(self.metrics);
         Recorded {
-            recording: Recording::start(self.metrics),
             inner: self.inner.call(req),
+            recording,
         }
     }
 }
@@ -65,10 +66,12 @@ pin_project! {
     /// The inner endpoint's future and its recording. Polling the inner future
     /// in place, rather than through `async` and `catch_unwind`, saves moving
     /// it (and the request it holds) on every layer.
+    // Fields drop in this order: the inner future (and the request it holds)
+    // before the recording ends.
     struct Recorded<F> {
-        recording: Recording,
         #[pin]
         inner: F,
+        recording: Recording,
     }
 }
 

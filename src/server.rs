@@ -158,7 +158,7 @@ fn detach_head(req: hyper::Request<Incoming>) -> hyper::Request<Incoming> {
         head.uri = uri;
     }
     for value in head.headers.values_mut() {
-        // hyper accepts every value this accepts; the rare other one stays shared.
+        // This accepts every value hyper accepts; should one fail, it stays shared.
         if let Ok(copy) = HeaderValue::from_bytes(value.as_bytes()) {
             *value = copy;
         }
