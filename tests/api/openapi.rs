@@ -27,13 +27,7 @@ async fn spec_documents_every_operation_and_work_answers() {
     names.sort();
     assert_eq!(names, ["/healthz", "/metrics", "/readyz", "/work"]);
     let work = &spec["paths"]["/work"]["get"]["responses"];
-    let mut codes: Vec<&str> = work
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    codes.sort();
+    let codes = sorted_keys(work);
     assert_eq!(codes, ["200", "500", "503"]);
     assert_eq!(
         work["503"]["headers"]["RETRY-AFTER"]["schema"]["type"],
@@ -44,13 +38,7 @@ async fn spec_documents_every_operation_and_work_answers() {
         "#/components/schemas/WorkFailed"
     );
     let metrics = &spec["paths"]["/metrics"]["get"]["responses"];
-    let mut codes: Vec<&str> = metrics
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    codes.sort();
+    let codes = sorted_keys(metrics);
     assert_eq!(codes, ["200", "401", "500"]);
     let mut formats: Vec<&str> = metrics["200"]["content"]
         .as_object()
@@ -83,4 +71,16 @@ async fn spec_is_served_as_yaml_and_swagger_ui_at_docs() {
     docs.assert_status_is_ok();
     let html = docs.0.into_body().into_string().await.unwrap();
     assert!(html.contains("SwaggerUIBundle"), "{html}");
+}
+
+/// The keys of a JSON object, sorted.
+fn sorted_keys(object: &serde_json::Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = object
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    keys
 }
