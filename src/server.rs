@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::{
     http::{uri::Scheme, HeaderValue, Uri},
     web::{LocalAddr, RemoteAddr},
-    Endpoint, Request,
+    Endpoint, Request, Response,
 };
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -51,7 +51,7 @@ pub async fn serve<E>(
     limits: Limits,
 ) -> ShutdownReport
 where
-    E: Endpoint + 'static,
+    E: Endpoint<Output = Response> + 'static,
 {
     let endpoint = Arc::new(endpoint);
     let in_flight = Arc::new(AtomicUsize::new(0));
@@ -89,8 +89,17 @@ where
                     remote_addr.clone(),
                     Scheme::HTTP,
                 ));
+                // hyper keeps this future for as long as the connection is
+                // open. `endpoint.get_response(req)` would wrap the call in two
+                // more layers (`Arc`'s `call` and `get_response`), each holding
+                // its own copy of the 472-byte request: 5,144 bytes instead of
+                // 4,168.
                 async move {
-                    let response = endpoint.get_response(req).await;
+                    let response = endpoint
+                        .as_ref()
+                        .call(req)
+                        .await
+                        .unwrap_or_else(|err| err.into_response());
                     drop(in_flight);
                     Ok::<_, Infallible>(hyper::Response::from(response))
                 }
