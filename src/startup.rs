@@ -1,7 +1,10 @@
 //! Builds the application: the routes, the OpenAPI service, the listener.
 use std::{net::SocketAddr, time::Duration};
 
-use poem::{middleware::CatchPanic, Endpoint, EndpointExt, Response, Route};
+use poem::{
+    endpoint::BoxEndpoint, middleware::CatchPanic, Endpoint, EndpointExt, IntoEndpoint, Request,
+    Response, Route,
+};
 use poem_openapi::{OpenApi, OpenApiService};
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -91,17 +94,14 @@ pub fn public_app(state: &AppState) -> impl Endpoint<Output = Response> + 'stati
 
 /// The `--metrics-listen` port: `/metrics`, `/healthz` and `/readyz` only.
 pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
-    Route::new()
-        .nest(
-            "/",
-            OpenApiService::new(
-                metrics_port_operations(state),
-                "myapp",
-                env!("CARGO_PKG_VERSION"),
-            ),
-        )
-        .with(CatchPanic::new())
-        .with(RequestLog)
+    OpenApiService::new(
+        metrics_port_operations(state),
+        "myapp",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .into_endpoint()
+    .with(CatchPanic::new())
+    .with(RequestLog)
 }
 
 /// The operations that `--metrics-listen` moves to its port.
@@ -116,13 +116,47 @@ fn openapi<T: OpenApi>(operations: T, description: &str) -> OpenApiService<T, ()
     OpenApiService::new(operations, "myapp", env!("CARGO_PKG_VERSION")).description(description)
 }
 
-/// The operations at `/`, Swagger UI at `/docs` and the spec at `/openapi.*`.
-fn with_docs<T: OpenApi + 'static>(api: OpenApiService<T, ()>) -> Route {
-    Route::new()
-        .nest("/docs", api.swagger_ui())
-        .at("/openapi.json", api.spec_endpoint())
-        .at("/openapi.yaml", api.spec_endpoint_yaml())
-        .nest("/", api)
+/// Where Swagger UI and the spec are served.
+const DOCS_PATH: &str = "/docs";
+const SPEC_JSON_PATH: &str = "/openapi.json";
+const SPEC_YAML_PATH: &str = "/openapi.yaml";
+
+/// The operations, with Swagger UI at `/docs` and the spec at `/openapi.*`.
+fn with_docs<T: OpenApi + 'static>(api: OpenApiService<T, ()>) -> WithDocs {
+    WithDocs {
+        docs: Route::new()
+            .nest(DOCS_PATH, api.swagger_ui())
+            .at(SPEC_JSON_PATH, api.spec_endpoint())
+            .at(SPEC_YAML_PATH, api.spec_endpoint_yaml()),
+        api: api.into_endpoint(),
+    }
+}
+
+/// Sends the docs' paths to their route and every other request straight to
+/// the operations. `Route::new().nest("/", api)` would do the same, but it
+/// routes every request twice and rebuilds its URI on the way: 4,900 of the
+/// 26,100 instructions of a `/work` request (callgrind, benches/README.md).
+struct WithDocs {
+    docs: Route,
+    api: BoxEndpoint<'static>,
+}
+
+impl Endpoint for WithDocs {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let path = req.uri().path();
+        let is_docs = path == SPEC_JSON_PATH
+            || path == SPEC_YAML_PATH
+            || path
+                .strip_prefix(DOCS_PATH)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        if is_docs {
+            self.docs.call(req).await
+        } else {
+            self.api.call(req).await
+        }
+    }
 }
 
 impl AppState {

@@ -36,10 +36,11 @@ fn hostile_request(rng: &mut StdRng, i: usize) -> (Vec<u8>, u16) {
             format!("GET /{noise}/%41%2F{noise} HTTP/1.1\r\n").into_bytes(),
             404,
         ),
-        // A percent-encoded path that does not decode to UTF-8.
+        // A percent-encoded path that does not decode to UTF-8: valid URI
+        // syntax naming nothing, so 404 like any unknown path.
         1 if i % 10 == 6 => (
             format!("GET /work/%FF%C3%28{noise} HTTP/1.1\r\n").into_bytes(),
-            400,
+            404,
         ),
         // Raw bytes that are not UTF-8 in the request line (continuation bytes
         // alone never are).

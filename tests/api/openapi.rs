@@ -73,6 +73,27 @@ async fn spec_is_served_as_yaml_and_swagger_ui_at_docs() {
     assert!(html.contains("SwaggerUIBundle"), "{html}");
 }
 
+#[tokio::test]
+async fn docs_paths_reach_the_docs_and_every_other_path_the_operations() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    for (path, status) in [
+        ("/docs", 200),
+        ("/docs/", 200),
+        ("/docs/oauth-receiver.html", 200),
+        ("/docs/missing", 404),
+        ("/docsx", 404),
+        ("/openapi.json", 200),
+        ("/openapi.jsonx", 404),
+        ("/openapi.yaml/", 404),
+        ("/work", 200),
+        ("/work/", 404),
+        ("/healthz", 200),
+        ("/", 404),
+    ] {
+        assert_eq!(app.get(path).await.0.status().as_u16(), status, "{path}");
+    }
+}
+
 /// The keys of a JSON object, sorted.
 fn sorted_keys(object: &serde_json::Value) -> Vec<&str> {
     let mut keys: Vec<&str> = object
