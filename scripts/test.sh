@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test of the project: formatting, lints, unit and integration tests, the
 # smoke test against the release binary, promtool's lint of a real scrape, the
-# Prometheus rules and their unit tests, the deployment files, the end-to-end
-# test with a real Prometheus, and Swagger UI in a real browser.
+# Prometheus rules, their unit tests and the mutants those tests must catch,
+# the deployment files, the end-to-end test with a real Prometheus, and
+# Swagger UI in a real browser.
 # Installs what it needs when run as root (as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,14 @@ step "promtool check rules, promtool test rules"
 if need_package promtool prometheus; then
   promtool check rules deploy/prometheus/rules.yml
   promtool test rules deploy/prometheus/rules.test.yml
+else
+  echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
+fi
+
+step "rule tests catch every small change to the rules (scripts/rules-mutants.py)"
+if need_package promtool prometheus; then
+  need_pyyaml
+  python3 scripts/rules-mutants.py
 else
   echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
 fi
