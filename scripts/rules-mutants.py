@@ -23,6 +23,7 @@ EQUIVALENT lists the mutants that cannot change what a rule does, each with
 the reason; one that no longer matches a mutant is an error, so the list
 cannot go stale.
 """
+import copy
 import os
 import re
 import shutil
@@ -75,7 +76,7 @@ def format_duration(ms):
         count, ms = divmod(ms, UNIT_MS[unit])
         if count:
             text += f"{count}{unit}"
-    return text
+    return text or "0s"
 
 
 def expr_mutants(expr, step_ms):
@@ -127,7 +128,7 @@ def mutants(groups, step_ms):
                 changes += [("for", f"for: {rule['for']} to {format_duration(new)}", format_duration(new))
                             for new in (ms - step_ms, ms + step_ms)]
             for key, change, new in changes:
-                mutated = yaml.safe_load(yaml.safe_dump(groups))
+                mutated = copy.deepcopy(groups)
                 mutated[g]["rules"][r][key] = new
                 yield name, change, mutated
 
