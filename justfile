@@ -22,6 +22,10 @@ openapi:
 e2e:
     scripts/e2e-prometheus.sh
 
+# Three replicas share a workload file; change it and see the alerts reach a webhook through a real Alertmanager (about 3.5 min).
+e2e-alerts:
+    scripts/e2e-alerts.sh
+
 # Load /docs in headless chromium and check what Swagger UI renders; screenshot in target/.
 docs-test:
     scripts/docs-browser-test.sh

@@ -2,8 +2,8 @@
 # Every test of the project: formatting, lints, unit and integration tests, the
 # smoke test against the release binary, promtool's lint of a real scrape, the
 # Prometheus rules, their unit tests and the mutants those tests must catch,
-# the deployment files, the end-to-end test with a real Prometheus, and
-# Swagger UI in a real browser.
+# the deployment files, the end-to-end test with a real Prometheus, the alerts
+# end to end through a real Alertmanager, and Swagger UI in a real browser.
 # Installs what it needs when run as root (as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +59,9 @@ python3 scripts/check-deploy.py target/release/myapp
 
 step "end to end with Prometheus"
 scripts/e2e-prometheus.sh
+
+step "alerts end to end: the workload file, Prometheus, Alertmanager, a webhook"
+scripts/e2e-alerts.sh
 
 step "Swagger UI in a browser"
 scripts/docs-browser-test.sh
