@@ -4,10 +4,16 @@
     scripts/check-deploy.py target/release/myapp
 
 - every YAML file under deploy/ parses, and the Grafana dashboard's JSON;
-- the Deployment, Service and ServiceMonitor agree on label selectors, port
+- the Deployment, Services and ServiceMonitor agree on label selectors, port
   names and numbers (--listen and --metrics-listen), and paths (/metrics,
   /healthz, /readyz on the metrics port), and the Operator's job name is the
   one the rules select;
+- the client Service (myapp) reaches the public port only, so /admin stays
+  off it; the ServiceMonitor selects the metrics Service and not that one;
+- the ConfigMap myapp-workload is mounted as a directory (no subPath, which
+  never sees updates), --workload-file names its key there, and that key
+  parses as a JSON object of known settings (each has a flag in `myapp --help`)
+  holding the flags' defaults;
 - every flag in the container's args is a flag of `myapp --help`;
 - the PrometheusRule carries exactly the groups of deploy/prometheus/rules.yml;
 - the kustomization lists every file of deploy/k8s.
@@ -34,6 +40,8 @@ RULES = DEPLOY / "prometheus/rules.yml"
 DASHBOARD = DEPLOY / "grafana/myapp-dashboard.json"
 JOB = "myapp"  # the job that rules.yml and the dashboard select
 DEFAULT_LISTEN_PORT = 8080
+CLIENT_SERVICE = "myapp"  # the Service that clients use
+WORKLOAD_CONFIGMAP = "myapp-workload"
 PROBES = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
 
 failures = []
@@ -86,13 +94,15 @@ def main():
         check(True, DASHBOARD, "")
     except ValueError as err:
         check(False, DASHBOARD, f"is not valid JSON: {err}")
-    for kind in ("Deployment", "Service", "ServiceMonitor", "PrometheusRule", "Kustomization"):
+    for kind in ("Deployment", "ServiceMonitor", "PrometheusRule", "Kustomization", "ConfigMap"):
         found = len(objects.get(kind, []))
         check(found == 1, K8S, f"expected one {kind}, found {found}")
+    services = {dig(doc, "metadata", "name"): (path, doc) for path, doc in objects.get("Service", [])}
+    check(CLIENT_SERVICE in services, K8S, f"no Service {CLIENT_SERVICE!r} for the clients")
     if failures:
         return
     (dep_path, deployment), = objects["Deployment"]
-    (svc_path, service), = objects["Service"]
+    (cm_path, configmap), = objects["ConfigMap"]
     (sm_path, monitor), = objects["ServiceMonitor"]
     (pr_path, rule), = objects["PrometheusRule"]
     (kust_path, kustomization), = objects["Kustomization"]
@@ -136,18 +146,34 @@ def main():
     for flag in flags:
         check(flag in known, dep_path, f"container arg {flag} is not a flag of `{binary} --help`")
 
-    # Service: selects the pods, targets their ports.
-    check(labels_match(dig(service, "spec", "selector"), pod_labels), svc_path,
-          f"selector does not match the pod labels {pod_labels} of {dep_path.name}")
-    svc_ports = {p.get("name"): p for p in dig(service, "spec", "ports") or []}
-    for name, port in svc_ports.items():
-        target = port.get("targetPort", port.get("port"))
-        check(container_port(target) is not None, svc_path,
-              f"port {name!r} targets {target!r}, not a containerPort of {dep_path.name}")
+    # Every Service selects the pods and targets their ports; the clients'
+    # reaches the public port only (/admin is served on the metrics port).
+    for svc_path, service in services.values():
+        name = dig(service, "metadata", "name")
+        check(labels_match(dig(service, "spec", "selector"), pod_labels), svc_path,
+              f"Service {name}: selector does not match the pod labels {pod_labels} of {dep_path.name}")
+        for port in dig(service, "spec", "ports") or []:
+            target = port.get("targetPort", port.get("port"))
+            check(container_port(target) is not None, svc_path,
+                  f"Service {name}: port {port.get('name')!r} targets {target!r}, not a containerPort of {dep_path.name}")
+            if name == CLIENT_SERVICE:
+                check(container_port(target) == listen_port, svc_path,
+                      f"Service {name}: port {port.get('name')!r} reaches container port {container_port(target)}: "
+                      f"clients would reach /metrics and /admin; only {listen_port} belongs here")
 
-    # ServiceMonitor: selects the Service, scrapes /metrics on the metrics port.
-    check(labels_match(dig(monitor, "spec", "selector", "matchLabels"), dig(service, "metadata", "labels")),
-          sm_path, f"selector does not match the labels of {svc_path.name}")
+    # ServiceMonitor: selects one Service, not the clients', scrapes /metrics
+    # on the metrics port.
+    selector = dig(monitor, "spec", "selector", "matchLabels")
+    selected = [(path, svc) for path, svc in services.values()
+                if labels_match(selector, dig(svc, "metadata", "labels"))]
+    check(len(selected) == 1, sm_path,
+          f"selector {selector} matches {len(selected)} Services ({[dig(s, 'metadata', 'name') for _, s in selected]}), not one")
+    if len(selected) != 1:
+        return
+    (svc_path, service), = selected
+    check(dig(service, "metadata", "name") != CLIENT_SERVICE, sm_path,
+          f"selects the client Service {CLIENT_SERVICE}, which must not expose the metrics port")
+    svc_ports = {p.get("name"): p for p in dig(service, "spec", "ports") or []}
     endpoints = dig(monitor, "spec", "endpoints") or []
     check(bool(endpoints), sm_path, "has no endpoints")
     for endpoint in endpoints:
@@ -163,6 +189,8 @@ def main():
     job = dig(service, "metadata", "labels", job_label) if job_label else dig(service, "metadata", "name")
     check(job == JOB, sm_path, f"Prometheus would name the job {job!r}, the rules select job={JOB!r}")
 
+    check_workload(dep_path, deployment, container, flags, cm_path, configmap, run.stdout)
+
     # PrometheusRule: the groups of rules.yml, exactly.
     groups = (docs.get(RULES) or [{}])[0].get("groups")
     check(bool(groups) and dig(rule, "spec", "groups") == groups, pr_path,
@@ -173,6 +201,53 @@ def main():
     present = {p.name for p in K8S.glob("*.y*ml")} - {kust_path.name}
     check(listed == present, kust_path,
           f"resources {sorted(listed)} differ from the files {sorted(present)}")
+
+
+def check_workload(dep_path, deployment, container, flags, cm_path, configmap, help_text):
+    """The ConfigMap reaches --workload-file as a directory mount and holds known settings."""
+    name = dig(configmap, "metadata", "name")
+    check(name == WORKLOAD_CONFIGMAP, cm_path, f"ConfigMap is named {name!r}, the docs say {WORKLOAD_CONFIGMAP!r}")
+    path = flags.get("--workload-file")
+    check(bool(path), dep_path, "no --workload-file: the ConfigMap would change nothing")
+    if not path:
+        return
+    volumes = {v.get("name"): v for v in dig(deployment, "spec", "template", "spec", "volumes") or []}
+    mounts = [m for m in container.get("volumeMounts", [])
+              if dig(volumes, m.get("name"), "configMap", "name") == name]
+    check(len(mounts) == 1, dep_path, f"ConfigMap {name} is mounted {len(mounts)} times, not once")
+    if len(mounts) != 1:
+        return
+    mount, = mounts
+    check("subPath" not in mount and "subPathExpr" not in mount, dep_path,
+          f"ConfigMap {name} is mounted with a subPath: the kubelet never updates those, so edits would not reach the pods")
+    directory, _, key = path.rpartition("/")
+    check(directory == mount.get("mountPath").rstrip("/"), dep_path,
+          f"--workload-file {path} is not in the ConfigMap's mount {mount.get('mountPath')}")
+    items = dig(volumes, mount.get("name"), "configMap", "items")
+    check(items is None, dep_path, "the ConfigMap volume lists items: keep the key's own name")
+    data = configmap.get("data") or {}
+    check(key in data, cm_path, f"has no key {key!r}, which --workload-file {path} reads")
+    if key not in data:
+        return
+    try:
+        settings = json.loads(data[key])
+    except ValueError as err:
+        check(False, cm_path, f"{key} is not JSON: {err}")
+        return
+    check(isinstance(settings, dict) and settings, cm_path, f"{key} is not a JSON object of settings")
+    if not isinstance(settings, dict):
+        return
+    # Each setting has a flag, and the file ships the flag's default.
+    for setting, value in settings.items():
+        flag = "--" + setting.replace("_", "-")
+        # Its own help, up to the next option: "[default: 0.5]".
+        default = re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])(?:(?!\n\s*-).)*?\[default: ([^\]]+)\]",
+                            help_text, re.S)
+        check(default is not None, cm_path, f"{key}: {setting!r} is not a setting (no {flag} with a default in --help)")
+        if default is None:
+            continue
+        check(isinstance(value, (int, float)) and not isinstance(value, bool) and float(default.group(1)) == value,
+              cm_path, f"{key}: {setting} is {value!r}, the default of {flag} is {default.group(1)}")
 
 
 if __name__ == "__main__":
