@@ -5,20 +5,22 @@
 # Alertmanager, which notifies a webhook receiver that this script runs
 # (scripts/e2e-alerts-tools.py receiver: every POST body lands in
 # target/e2e-alerts/notifications.jsonl). A load generator of the script's own
-# sends a few requests per second to each replica. Then the script changes the
-# workload file and checks what reaches the receiver:
-#   1. {"error_rate": 1.0}, written to a temp file renamed over the file:
-#      MyappHighErrorRatio arrives firing, with exactly the labels and the
-#      annotations (description rendered with the value) that the rules give,
-#      while MyappErrorRatioAboveConfigured stays silent: the replicas fail as
-#      they were told to. Rewritten back: MyappHighErrorRatio arrives resolved.
-#   2. The file becomes a ConfigMap-style mount (workload.json -> ..data/,
-#      ..data -> ..<version>/) and changes from now on as the kubelet changes
-#      it, by an atomic swap of the ..data symlink: first an invalid file
-#      (rejected, logged, nothing changes), then {"slow_rate": 0.2,
-#      "slow_delay_ms": 3000}: MyappHighLatencyP99 arrives firing, its p99
-#      where 20% of requests at 3 s put it while the median stays fast; swapped
-#      back, it arrives resolved.
+# sends a few requests per second to each replica. The file starts laid out
+# as the kubelet mounts a ConfigMap (workload.json -> ..data/workload.json,
+# ..data -> ..<version>/), and an invalid version of it is rejected, logged
+# and changes nothing. Then the script changes the file and checks what
+# reaches the receiver:
+#   1. {"error_rate": 1.0} by an atomic swap of the ..data symlink, as the
+#      kubelet does after `kubectl edit configmap`: MyappHighErrorRatio arrives
+#      firing, with exactly the labels and the annotations (description
+#      rendered with the value) that the rules give, while
+#      MyappErrorRatioAboveConfigured stays silent: the replicas fail as they
+#      were told to. Swapped back: MyappHighErrorRatio arrives resolved.
+#   2. The file becomes a plain one (same contents: no change counted), then
+#      {"slow_rate": 0.2, "slow_delay_ms": 3000} is written to a temp file
+#      renamed over it, as editors and config tools write: MyappHighLatencyP99
+#      arrives firing, its p99 where 20% of requests at 3 s put it while the
+#      median stays fast; rewritten back, it arrives resolved.
 #   3. Every request to replica a asks ?fail=true while its error_rate is 0:
 #      MyappErrorRatioAboveConfigured arrives firing for replica a alone (its
 #      description saying it is configured to 0%); when the requests stop
@@ -68,7 +70,6 @@ wl_file=$wl_dir/workload.json
 mkdir -p "$wl_dir"
 settings='{"error_rate": 0.0, "max_delay_ms": 20, "min_delay_ms": 5, "slow_delay_ms": 5000, "slow_rate": 0.0}'
 initial=$settings
-printf '%s\n' "$settings" >"$wl_file"
 # myapp_workload_changes_total{source="file"}: reading the file at start-up
 # counts as one change applied.
 applied=1
@@ -103,6 +104,10 @@ change_by_swap() {
   CHANGED_AT=$(now)
   if [ -n "$old" ]; then rm -rf "${wl_dir:?}/$old"; fi
 }
+# The layout of a mounted ConfigMap from the start: a replica that resolved
+# the symlinks once would keep reading a directory that the first swap removes.
+change_by_swap "$settings"
+ln -s ..data/workload.json "$wl_file"
 
 # expect CHANGE_JSON: the settings the replicas should now run (a change
 # applies like a PUT: the keys it holds) and one more change applied.
@@ -216,7 +221,7 @@ expect_gauges() {
 expect_gauges "started from the file"
 
 # An invalid file: logged with the reason, counted, nothing else changes.
-change_by_rename '{"error_rate": 1.5}'
+change_by_swap '{"error_rate": 1.5}'
 rejected=$((rejected + 1))
 expect_gauges "an invalid file (error_rate 1.5) is rejected and changes nothing"
 logged() {
@@ -250,7 +255,7 @@ await() {
     RECEIVED_AT=$("${tools[@]}" notified "$notes" "$alert" "$status" --after "$since" "$@")
     return 0
   fi
-  fail "$alert $* arrived $status within $limit s of the change"
+  fail "$alert${*:+ $*} arrived $status within $limit s of the change"
   echo "  prometheus alerts:   $(curl -s "$prom/api/v1/alerts")"
   echo "  alertmanager alerts: $(curl -s "$alertmanager/api/v2/alerts")"
   summary "e2e-alerts"
@@ -282,9 +287,9 @@ later() { awk -v t="$1" -v d="$2" 'BEGIN { printf "%.3f", t + d }'; }
 all=(--replica a --replica b --replica c)
 
 # --- 1. every replica fails: error_rate 1.0 ------------------------------------------------------
-echo "e2e-alerts: 1. error_rate 1.0 in the file (a temp file renamed over it)"
+echo "e2e-alerts: 1. error_rate 1.0 in the file (a ..data symlink swap)"
 change='{"error_rate": 1.0}'
-change_by_rename "$change"
+change_by_swap "$change"
 errors_at=$CHANGED_AT
 expect "$change"
 expect_gauges "  error_rate 1.0"
@@ -300,7 +305,7 @@ check "  answers to requests sent from 2 s after the change were all 500, on eve
   answers "$(later "$errors_at" 2)" "$(now)" "${all[@]}" --status 500
 check "  answers before the change were all 200" answers "$STARTED_AT" "$errors_at" "${all[@]}" --status 200
 
-change_by_rename "$initial"
+change_by_swap "$initial"
 back_at=$CHANGED_AT
 expect "$initial"
 expect_gauges "  back to the first file"
@@ -311,23 +316,21 @@ check_notification "  MyappHighErrorRatio resolved: the same labels and summary"
   MyappHighErrorRatio resolved --after "$back_at" --label job=myapp
 check "  answers from 2 s after the change back were all 200" \
   answers "$(later "$back_at" 2)" "$(now)" "${all[@]}" --status 200
-printf 'MyappHighErrorRatio\t-\terror_rate 1.0 (rename)\t%s\t%s\n' \
+printf 'MyappHighErrorRatio\t-\terror_rate 1.0 (..data swap)\t%s\t%s\n' \
   "$(elapsed "$errors_at" "$fired")" "$(elapsed "$back_at" "$resolved")" >>"$out/times.tsv"
 
-# --- 2. a slow tail, through ConfigMap-style symlink swaps ------------------------------------------
-echo "e2e-alerts: 2. the file becomes a ConfigMap mount; slow_rate 0.2 x 3000 ms by a ..data swap"
-# Same contents behind the new layout: nothing to apply.
-change_by_swap "$initial"
-ln -s ..data/workload.json "$wl_dir/.workload.json.link"
-mv -T "$wl_dir/.workload.json.link" "$wl_file"
+# --- 2. a slow tail, through a plain file renamed over ------------------------------------------
+echo "e2e-alerts: 2. the file becomes a plain one; slow_rate 0.2 x 3000 ms (a temp file renamed over it)"
+# The same contents in a plain file instead of the symlink: nothing to apply.
+change_by_rename "$initial"
 sleep 2.5
-expect_gauges "  same contents behind a ..data symlink: no change counted"
+expect_gauges "  same contents in a plain file: no change counted"
 
 change='{"slow_rate": 0.2, "slow_delay_ms": 3000}'
-change_by_swap "$change"
+change_by_rename "$change"
 slow_at=$CHANGED_AT
 expect "$change"
-expect_gauges "  slow_rate 0.2, slow_delay_ms 3000 by a ..data swap"
+expect_gauges "  slow_rate 0.2, slow_delay_ms 3000"
 check "  answers before the slow tail were all fast" \
   answers "$(later "$back_at" 2)" "$slow_at" "${all[@]}" --none-slower 1
 await MyappHighLatencyP99 firing "$slow_at" 75
@@ -355,12 +358,12 @@ check "  from 2 s after the change every replica answered some requests in 3 s o
   answers "$(later "$slow_at" 2)" "$(now)" "${all[@]}" --slow 3 --fast-below 1
 
 # 3. starts as the slow tail ends: they touch different alerts.
-change_by_swap "$initial"
+change_by_rename "$initial"
 fast_at=$CHANGED_AT
 echo fail=true >"$out/control/a"
 fail_at=$(now)
 expect "$initial"
-expect_gauges "  back to the first file by a ..data swap"
+expect_gauges "  back to the first settings"
 echo "e2e-alerts: 3. every request to replica a asks ?fail=true, its error_rate still 0"
 await MyappHighLatencyP99 resolved "$fast_at" 75
 resolved=$RECEIVED_AT
@@ -369,7 +372,7 @@ check_notification "  MyappHighLatencyP99 resolved: the same labels and summary"
   MyappHighLatencyP99 resolved --after "$fast_at" --label job=myapp
 check "  no answer to a request sent from 2 s after the change back took 1 s" \
   answers "$(later "$fast_at" 2)" "$(now)" "${all[@]}" --none-slower 1
-printf 'MyappHighLatencyP99\t-\tslow_rate 0.2 x 3000 ms (..data swap)\t%s\t%s\n' \
+printf 'MyappHighLatencyP99\t-\tslow_rate 0.2 x 3000 ms (rename)\t%s\t%s\n' \
   "$(elapsed "$slow_at" "$fired")" "$(elapsed "$fast_at" "$resolved")" >>"$out/times.tsv"
 
 await MyappErrorRatioAboveConfigured firing "$fail_at" 75 --instance "${instance[a]}"
