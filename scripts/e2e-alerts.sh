@@ -356,6 +356,13 @@ check_notification "  MyappHighLatencyP99 firing: the rule's labels, summary, de
   MyappHighLatencyP99 firing --after "$slow_at" --label job=myapp --value "$("${tools[@]}" humanize-duration "$p99")"
 check "  from 2 s after the change every replica answered some requests in 3 s or more, the others under 1 s" \
   answers "$(later "$slow_at" 2)" "$(now)" "${all[@]}" --slow 3 --fast-below 1
+# For the notes: after the change back from 1.0, the replicas' ratio over the
+# window stayed above 0 + 0.1 for 90% of it, so MyappErrorRatioAboveConfigured
+# was pending that long, and its for: (as long as the window) kept it quiet.
+span=$(awk -v a="$back_at" -v b="$(now)" 'BEGIN { print int(b - a) }')
+pending=$(prom_query "$prom" "count_over_time(ALERTS{alertname=\"MyappErrorRatioAboveConfigured\",alertstate=\"pending\"}[${span}s])" |
+  awk '{print $NF}' | paste -sd/ || true)
+echo "  (MyappErrorRatioAboveConfigured was pending ${pending:-0} s on the replicas after the change back from 1.0, never firing)"
 
 # 3. starts as the slow tail ends: they touch different alerts.
 change_by_rename "$initial"
