@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
+pub mod admin;
 pub mod config;
 pub mod exposition;
 pub mod health;
@@ -17,3 +18,4 @@ pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 pub mod work;
+pub mod workload;

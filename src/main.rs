@@ -7,6 +7,7 @@ use myapp::{
     startup::{self, Application},
     telemetry,
 };
+use poem_openapi::types::ToJSON;
 
 // jemalloc serves the small allocations of each request in a fifth fewer
 // instructions than glibc's malloc, at the same peak RSS; mimalloc saved as much
@@ -51,9 +52,9 @@ async fn main() -> ExitCode {
         address = %application.address(),
         metrics_address = %application.metrics_address(),
         metrics_token = if application.has_metrics_token() { "set" } else { "none" },
-        min_delay_ms = config.min_delay_ms,
-        max_delay_ms = config.max_delay_ms,
-        error_rate = config.error_rate,
+        workload = %application.workload().settings().to_json_string(),
+        delay_cap_ms = config.delay_cap_ms,
+        workload_file = config.workload_file.as_ref().map(|path| tracing::field::display(path.display())),
         buckets = %config.buckets,
         shutdown_timeout_secs = config.shutdown_timeout().as_secs(),
         "listening"

@@ -11,3 +11,4 @@ mod openapi;
 mod overload;
 mod shutdown;
 mod work;
+mod workload;
