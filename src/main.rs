@@ -56,6 +56,7 @@ async fn main() -> ExitCode {
         error_rate = config.error_rate,
         buckets = %config.buckets,
         shutdown_timeout_secs = config.shutdown_timeout().as_secs(),
+        shutdown_delay_secs = config.shutdown_delay_secs,
         "listening"
     );
     let report = application.run().await;

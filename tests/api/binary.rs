@@ -54,6 +54,8 @@ fn each_bad_setting_stops_start_up_with_one_line_naming_it() {
         (&[], &[("MYAPP_METRICS_TOKEN_FILE", "/nonexistent/token")], "error: --metrics-token-file /nonexistent/token: cannot read: No such file or directory (os error 2)"),
         (&["--metrics-token-file", "/"], &[], "error: --metrics-token-file /: cannot read: Is a directory (os error 21)"),
         (&["--metrics-token-file", "/dev/null"], &[], "error: --metrics-token-file /dev/null: the file is empty"),
+        (&["--shutdown-delay-secs", "-1"], &[], "error: invalid value '-1' for '--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>': invalid digit found in string"),
+        (&[], &[("MYAPP_SHUTDOWN_DELAY_SECS", "1.5")], "error: invalid value '1.5' for '--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>': invalid digit found in string"),
     ];
     for (args, env, expected) in cases {
         let line = start_up_error(args, env);
@@ -114,6 +116,8 @@ fn help_shows_every_flag_with_its_env_and_default() {
         "[env: MYAPP_METRICS_LISTEN=]",
         "--metrics-token-file <METRICS_TOKEN_FILE>",
         "[env: MYAPP_METRICS_TOKEN_FILE=]",
+        "--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>",
+        "[env: MYAPP_SHUTDOWN_DELAY_SECS=]",
     ] {
         assert!(
             help.contains(expected),
