@@ -7,6 +7,7 @@ mod health;
 mod helpers;
 mod hostile;
 mod metrics;
+mod open_files;
 mod openapi;
 mod overload;
 mod rolling_update;
