@@ -111,6 +111,17 @@ pub struct Config {
     /// with Retry-After at once.
     #[arg(long, env = "MYAPP_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
+    /// Seconds to keep accepting and serving new connections after the first
+    /// SIGTERM or Ctrl-C, with /readyz answering 503, before accepting stops
+    /// and the drain begins: time for load balancers to stop sending requests.
+    /// --shutdown-timeout-secs counts from the end of this delay.
+    #[arg(
+        long,
+        env = "MYAPP_SHUTDOWN_DELAY_SECS",
+        allow_negative_numbers = true,
+        default_value_t = 0
+    )]
+    pub shutdown_delay_secs: u64,
     /// Log format.
     #[arg(long, env = "MYAPP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -221,6 +232,7 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.header_timeout_secs, 10);
         assert_eq!(config.max_in_flight, 10_000);
+        assert_eq!(config.shutdown_delay_secs, 0);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod exposition;
 pub mod health;
 pub mod metrics;
 pub mod metrics_token;
+pub mod open_files;
 pub mod request_log;
 pub mod request_metrics;
 pub mod runtime_metrics;

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use myapp::{
     config::{Cli, Command},
+    open_files,
     shutdown::Shutdown,
     startup::{self, Application},
     telemetry,
@@ -40,6 +41,11 @@ async fn main() -> ExitCode {
         return usage_error(&format!("error: {err}"));
     }
 
+    // Before the listeners open, so that every connection may use the raised limit.
+    let open_files = open_files::raise_to_hard_limit()
+        .inspect_err(|err| tracing::warn!(error = %err, "cannot raise the open-file limit"))
+        .ok();
+
     let shutdown = Shutdown::default();
     let application = match Application::build(&config, shutdown.clone()).await {
         Ok(application) => application,
@@ -57,6 +63,8 @@ async fn main() -> ExitCode {
         workload_file = config.workload_file.as_ref().map(|path| tracing::field::display(path.display())),
         buckets = %config.buckets,
         shutdown_timeout_secs = config.shutdown_timeout().as_secs(),
+        shutdown_delay_secs = config.shutdown_delay_secs,
+        open_files_limit = open_files.map(|limit| limit.soft),
         "listening"
     );
     let report = application.run().await;

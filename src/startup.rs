@@ -271,6 +271,7 @@ impl Application {
             metrics,
             state,
             limits: Limits {
+                shutdown_delay: Duration::from_secs(config.shutdown_delay_secs),
                 shutdown_timeout: config.shutdown_timeout(),
                 header_timeout: Duration::from_secs(config.header_timeout_secs),
             },

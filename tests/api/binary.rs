@@ -64,6 +64,8 @@ fn each_bad_setting_stops_start_up_with_one_line_naming_it() {
         (&["--workload-file", "/nonexistent/workload.json"], &[], "error: --workload-file /nonexistent/workload.json: cannot read: No such file or directory (os error 2)"),
         (&[], &[("MYAPP_WORKLOAD_FILE", "/nonexistent/w.json")], "error: --workload-file /nonexistent/w.json: cannot read: No such file or directory (os error 2)"),
         (&["--workload-file", "/dev/null"], &[], "error: --workload-file /dev/null: not JSON: EOF while parsing a value at line 1 column 0"),
+        (&["--shutdown-delay-secs", "-1"], &[], "error: invalid value '-1' for '--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>': invalid digit found in string"),
+        (&[], &[("MYAPP_SHUTDOWN_DELAY_SECS", "1.5")], "error: invalid value '1.5' for '--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>': invalid digit found in string"),
     ];
     for (args, env, expected) in cases {
         let line = start_up_error(args, env);
@@ -135,6 +137,8 @@ fn help_shows_every_flag_with_its_env_and_default() {
         "[env: MYAPP_METRICS_LISTEN=]",
         "--metrics-token-file <METRICS_TOKEN_FILE>",
         "[env: MYAPP_METRICS_TOKEN_FILE=]",
+        "--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>",
+        "[env: MYAPP_SHUTDOWN_DELAY_SECS=]",
     ] {
         assert!(
             help.contains(expected),

@@ -312,9 +312,26 @@ pub fn binary() -> Command {
 impl Binary {
     /// Starts `myapp --listen 127.0.0.1:0 ARGS` and waits for its "listening" line.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = binary()
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
+        let mut command = binary();
+        command.args(["--listen", "127.0.0.1:0"]).args(args);
+        Self::spawn(command)
+    }
+
+    /// Starts the binary as [`Binary::start`] does, under `ulimit -Sn soft`: the
+    /// soft open-file limit that systemd and containerd give services.
+    pub fn start_with_soft_open_file_limit(soft: u64, args: &[&str]) -> Self {
+        let mut command = Command::new("/bin/sh");
+        command
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .args(["-c", r#"ulimit -Sn "$0" && exec "$@""#, &soft.to_string()])
+            .args([env!("CARGO_BIN_EXE_myapp"), "--listen", "127.0.0.1:0"])
+            .args(args);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .spawn()
             .expect("the binary starts");
@@ -346,6 +363,11 @@ impl Binary {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// The process id (`exec` keeps the shell's).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A URL on the port that serves `/metrics`.
