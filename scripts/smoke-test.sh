@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and starts the release binary with its default delays (0 to 2 s, half
 # of the answers 500), hits /work with curl, and checks what /metrics, /docs,
-# /openapi.json and /healthz say. Leaves the last scrape in target/smoke/.
+# /openapi.json and /healthz say, then runs the README's curl recipes of "Drive
+# the workload". Leaves the last scrape in target/smoke/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -36,6 +37,8 @@ check "/docs serves Swagger UI" grep -q SwaggerUIBundle <(curl -s "$base/docs")
 check "/openapi.json documents GET /work" grep -q '"/work"' <(curl -s "$base/openapi.json")
 check "/healthz answers 200" test "$(http_status "$base/healthz")" = 200
 check "/readyz answers 200" test "$(http_status "$base/readyz")" = 200
+check "the README's Drive the workload recipes print what it shows" \
+  python3 scripts/readme-recipes.py "$MYAPP_ADDR"
 
 kill -TERM "$MYAPP_PID"
 status=0

@@ -3,6 +3,8 @@ use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::workload::{Invalid, Naming, Settings, SHARE_RULE};
+
 /// Default histogram buckets in seconds: fine between 0.1 s and 2.5 s, the range
 /// of the default 0 to 2 s workload, with a few edges below and one above.
 pub const DEFAULT_BUCKETS: &str =
@@ -61,14 +63,39 @@ pub struct Config {
     )]
     pub max_delay_ms: u64,
     /// Share of /work requests that answer 500, from 0.0 to 1.0.
-    #[arg(long, env = "MYAPP_ERROR_RATE", allow_negative_numbers = true, default_value_t = 0.5, value_parser = parse_error_rate)]
+    #[arg(long, env = "MYAPP_ERROR_RATE", allow_negative_numbers = true, default_value_t = 0.5, value_parser = parse_share)]
     pub error_rate: f64,
+    /// Share of /work requests that take --slow-delay-ms instead of a delay
+    /// between the minimum and the maximum, from 0.0 to 1.0: a latency tail.
+    #[arg(long, env = "MYAPP_SLOW_RATE", allow_negative_numbers = true, default_value_t = 0.0, value_parser = parse_share)]
+    pub slow_rate: f64,
+    /// Delay of the slow /work requests, in milliseconds.
+    #[arg(
+        long,
+        env = "MYAPP_SLOW_DELAY_MS",
+        allow_negative_numbers = true,
+        default_value_t = 5000
+    )]
+    pub slow_delay_ms: u64,
+    /// Longest delay any /work request may take, in milliseconds: bounds every
+    /// delay setting and the `delay_ms` query parameter.
+    #[arg(
+        long,
+        env = "MYAPP_DELAY_CAP_MS",
+        allow_negative_numbers = true,
+        default_value_t = 10_000
+    )]
+    pub delay_cap_ms: u64,
+    /// JSON file of workload settings, applied at start-up over the flags and
+    /// again whenever it changes (read every second) [default: none].
+    #[arg(long, env = "MYAPP_WORKLOAD_FILE")]
+    pub workload_file: Option<PathBuf>,
     /// Upper bounds of the latency histogram's buckets: seconds, comma-separated,
     /// strictly increasing.
     #[arg(long, env = "MYAPP_BUCKETS", default_value = DEFAULT_BUCKETS)]
     pub buckets: Buckets,
     /// Seconds to let in-flight requests finish after SIGTERM or Ctrl-C
-    /// [default: --max-delay-ms rounded up to whole seconds, plus 1; 3 with the defaults].
+    /// [default: --delay-cap-ms rounded up to whole seconds, plus 1; 11 with the defaults].
     #[arg(
         long,
         env = "MYAPP_SHUTDOWN_TIMEOUT_SECS",
@@ -84,6 +111,17 @@ pub struct Config {
     /// with Retry-After at once.
     #[arg(long, env = "MYAPP_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight: u32,
+    /// Seconds to keep accepting and serving new connections after the first
+    /// SIGTERM or Ctrl-C, with /readyz answering 503, before accepting stops
+    /// and the drain begins: time for load balancers to stop sending requests.
+    /// --shutdown-timeout-secs counts from the end of this delay.
+    #[arg(
+        long,
+        env = "MYAPP_SHUTDOWN_DELAY_SECS",
+        allow_negative_numbers = true,
+        default_value_t = 0
+    )]
+    pub shutdown_delay_secs: u64,
     /// Log format.
     #[arg(long, env = "MYAPP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -98,46 +136,44 @@ pub enum LogFormat {
     Json,
 }
 
-/// A setting that is well-formed alone but wrong together with another.
-#[derive(Debug, thiserror::Error)]
-#[error("--min-delay-ms ({min}) must not be greater than --max-delay-ms ({max})")]
-pub struct ConfigError {
-    min: u64,
-    max: u64,
-}
-
 impl Config {
     /// The configuration with every default, as the binary sees it with no flags.
     pub fn defaults() -> Self {
         Cli::parse_from(["myapp"]).config
     }
 
-    /// Checks the rules that involve more than one setting.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.min_delay_ms > self.max_delay_ms {
-            return Err(ConfigError {
-                min: self.min_delay_ms,
-                max: self.max_delay_ms,
-            });
+    /// The workload the flags set.
+    pub fn workload(&self) -> Settings {
+        Settings {
+            min_delay_ms: self.min_delay_ms,
+            max_delay_ms: self.max_delay_ms,
+            error_rate: self.error_rate,
+            slow_rate: self.slow_rate,
+            slow_delay_ms: self.slow_delay_ms,
         }
-        Ok(())
     }
 
-    /// How long shutdown waits for in-flight requests.
+    /// Checks the rules that involve more than one setting.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.workload().validate(self.delay_cap_ms, Naming::Flags)
+    }
+
+    /// How long shutdown waits for in-flight requests: by default, long
+    /// enough for the longest delay a request may take.
     pub fn shutdown_timeout(&self) -> Duration {
         let secs = self
             .shutdown_timeout_secs
-            .unwrap_or(self.max_delay_ms.div_ceil(1000) + 1);
+            .unwrap_or(self.delay_cap_ms.div_ceil(1000) + 1);
         Duration::from_secs(secs)
     }
 }
 
-fn parse_error_rate(value: &str) -> Result<f64, String> {
-    let rate: f64 = value.parse().map_err(|_| "not a number".to_string())?;
-    if (0.0..=1.0).contains(&rate) {
-        Ok(rate)
+fn parse_share(value: &str) -> Result<f64, String> {
+    let share: f64 = value.parse().map_err(|_| "not a number".to_string())?;
+    if (0.0..=1.0).contains(&share) {
+        Ok(share)
     } else {
-        Err("must be between 0.0 and 1.0".to_string())
+        Err(SHARE_RULE.to_string())
     }
 }
 
@@ -188,11 +224,15 @@ mod tests {
         assert_eq!(config.metrics_token_file, None);
         assert_eq!((config.min_delay_ms, config.max_delay_ms), (0, 2000));
         assert_eq!(config.error_rate, 0.5);
+        assert_eq!((config.slow_rate, config.slow_delay_ms), (0.0, 5000));
+        assert_eq!(config.delay_cap_ms, 10_000);
+        assert_eq!(config.workload_file, None);
         assert_eq!(config.buckets.to_string(), DEFAULT_BUCKETS);
-        assert_eq!(config.shutdown_timeout(), Duration::from_secs(3));
+        assert_eq!(config.shutdown_timeout(), Duration::from_secs(11));
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.header_timeout_secs, 10);
         assert_eq!(config.max_in_flight, 10_000);
+        assert_eq!(config.shutdown_delay_secs, 0);
     }
 
     #[test]
@@ -208,10 +248,14 @@ mod tests {
     }
 
     #[test]
-    fn shutdown_timeout_follows_the_max_delay_unless_set() {
+    fn shutdown_timeout_follows_the_delay_cap_unless_set() {
         let mut config = Config::defaults();
-        config.max_delay_ms = 4500;
+        config.delay_cap_ms = 4500;
         assert_eq!(config.shutdown_timeout(), Duration::from_secs(6));
+        config.delay_cap_ms = 5000;
+        assert_eq!(config.shutdown_timeout(), Duration::from_secs(6));
+        config.delay_cap_ms = 5001;
+        assert_eq!(config.shutdown_timeout(), Duration::from_secs(7));
         config.shutdown_timeout_secs = Some(1);
         assert_eq!(config.shutdown_timeout(), Duration::from_secs(1));
     }
@@ -234,16 +278,21 @@ mod tests {
     }
 
     #[test]
-    fn error_rate_must_be_a_share() {
-        assert_eq!(parse_error_rate("1"), Ok(1.0));
+    fn shares_are_from_zero_to_one() {
+        assert_eq!(parse_share("1"), Ok(1.0));
+        assert_eq!(parse_share("0"), Ok(0.0));
         assert_eq!(
-            parse_error_rate("1.5"),
+            parse_share("1.5"),
             Err("must be between 0.0 and 1.0".into())
         );
         assert_eq!(
-            parse_error_rate("NaN"),
+            parse_share("-0.1"),
             Err("must be between 0.0 and 1.0".into())
         );
-        assert_eq!(parse_error_rate("abc"), Err("not a number".into()));
+        assert_eq!(
+            parse_share("NaN"),
+            Err("must be between 0.0 and 1.0".into())
+        );
+        assert_eq!(parse_share("abc"), Err("not a number".into()));
     }
 }

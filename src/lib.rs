@@ -4,11 +4,13 @@
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
+pub mod admin;
 pub mod config;
 pub mod exposition;
 pub mod health;
 pub mod metrics;
 pub mod metrics_token;
+pub mod open_files;
 pub mod request_log;
 pub mod request_metrics;
 pub mod runtime_metrics;
@@ -17,3 +19,4 @@ pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
 pub mod work;
+pub mod workload;

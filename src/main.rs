@@ -3,10 +3,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use myapp::{
     config::{Cli, Command},
+    open_files,
     shutdown::Shutdown,
     startup::{self, Application},
     telemetry,
 };
+use poem_openapi::types::ToJSON;
 
 // jemalloc serves the small allocations of each request in a fifth fewer
 // instructions than glibc's malloc, at the same peak RSS; mimalloc saved as much
@@ -39,6 +41,11 @@ async fn main() -> ExitCode {
         return usage_error(&format!("error: {err}"));
     }
 
+    // Before the listeners open, so that every connection may use the raised limit.
+    let open_files = open_files::raise_to_hard_limit()
+        .inspect_err(|err| tracing::warn!(error = %err, "cannot raise the open-file limit"))
+        .ok();
+
     let shutdown = Shutdown::default();
     let application = match Application::build(&config, shutdown.clone()).await {
         Ok(application) => application,
@@ -51,11 +58,13 @@ async fn main() -> ExitCode {
         address = %application.address(),
         metrics_address = %application.metrics_address(),
         metrics_token = if application.has_metrics_token() { "set" } else { "none" },
-        min_delay_ms = config.min_delay_ms,
-        max_delay_ms = config.max_delay_ms,
-        error_rate = config.error_rate,
+        workload = %application.workload().settings().to_json_string(),
+        delay_cap_ms = config.delay_cap_ms,
+        workload_file = config.workload_file.as_ref().map(|path| tracing::field::display(path.display())),
         buckets = %config.buckets,
         shutdown_timeout_secs = config.shutdown_timeout().as_secs(),
+        shutdown_delay_secs = config.shutdown_delay_secs,
+        open_files_limit = open_files.map(|limit| limit.soft),
         "listening"
     );
     let report = application.run().await;

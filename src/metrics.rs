@@ -6,7 +6,7 @@ use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::{exposition, runtime_metrics::RuntimeCollector};
+use crate::{exposition, runtime_metrics::RuntimeCollector, workload::WorkloadMetrics};
 
 /// The request metrics of `/work`.
 #[derive(Debug)]
@@ -20,6 +20,8 @@ pub struct Metrics {
     pub duration: Histogram,
     /// Requests being handled now.
     pub in_flight: IntGauge,
+    /// The settings of the workload in force.
+    pub workload: WorkloadMetrics,
 }
 
 impl Metrics {
@@ -58,6 +60,7 @@ impl Metrics {
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(build_info))?;
         Ok(Self {
+            workload: WorkloadMetrics::register(registry)?,
             processed_ok: processed.with_label_values(&["200"]),
             processed_error: processed.with_label_values(&["500"]),
             processed,

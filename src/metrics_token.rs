@@ -4,6 +4,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use poem::http::{header, HeaderMap};
 use subtle::ConstantTimeEq;
 
 /// The token file cannot be used.
@@ -58,6 +59,18 @@ impl MetricsToken {
             });
         }
         Ok(Self(token.to_owned()))
+    }
+
+    /// Whether a request with these headers may pass: always without a
+    /// token, else when it carries `Authorization: Bearer <token>`.
+    pub fn admits(token: Option<&Self>, headers: &HeaderMap) -> bool {
+        token.is_none_or(|token| {
+            token.authorizes(
+                headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|value| value.to_str().ok()),
+            )
+        })
     }
 
     /// Whether an `Authorization` header value is `Bearer <this token>`.

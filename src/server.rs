@@ -2,6 +2,7 @@
 //! them on shutdown.
 use std::{
     convert::Infallible,
+    net::SocketAddr,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -16,7 +17,10 @@ use poem::{
     web::{LocalAddr, RemoteAddr},
     Endpoint, Request, Response,
 };
-use tokio::net::TcpListener;
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::Notify,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::shutdown::Shutdown;
@@ -35,15 +39,20 @@ pub struct ShutdownReport {
 /// Time limits of the server.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// How long shutdown waits for in-flight requests.
+    /// How long new connections and requests are still served once shutdown
+    /// has begun, before accepting stops and the drain begins.
+    pub shutdown_delay: Duration,
+    /// How long shutdown waits for in-flight requests, counted from the end
+    /// of the delay.
     pub shutdown_timeout: Duration,
     /// How long a connection may take to send a request head, counted from
     /// when it opens or its previous answer was sent.
     pub header_timeout: Duration,
 }
 
-/// Serves `endpoint` on `listener` until `shutdown` begins, then lets in-flight
-/// requests finish for at most the shutdown timeout (or until shutdown is forced).
+/// Serves `endpoint` on `listener` until the shutdown delay has passed since
+/// `shutdown` began, then lets in-flight requests finish for at most the
+/// shutdown timeout. Forcing shutdown ends the delay and the drain at once.
 pub async fn serve<E>(
     listener: TcpListener,
     endpoint: E,
@@ -59,28 +68,23 @@ where
     let cut_off = CancellationToken::new();
     let builder = http1_builder(limits.header_timeout);
     let local_addr = listener.local_addr().ok();
+    // Cancelled when accepting stops; each connection then finishes its
+    // request in flight and closes.
+    let closing = CancellationToken::new();
+    let delay_over = delay_after_begun(&shutdown, limits.shutdown_delay);
+    tokio::pin!(delay_over);
 
-    loop {
-        let (stream, remote_addr) = tokio::select! {
-            biased;
-            _ = shutdown.begun() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors, or a connection reset before
-                    // accept: back off briefly instead of spinning.
-                    tracing::warn!(error = %err, "failed to accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    let serve_connection = |stream: TcpStream, remote_addr: SocketAddr| {
+        // Holds a permit once the connection has sent a request.
+        let requested = Arc::new(Notify::new());
         let service = {
             let endpoint = endpoint.clone();
             let in_flight = in_flight.clone();
+            let requested = requested.clone();
             let local_addr = LocalAddr(local_addr.unwrap_or(remote_addr).into());
             let remote_addr = RemoteAddr(remote_addr.into());
             hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                requested.notify_one();
                 let endpoint = endpoint.clone();
                 let in_flight = InFlight::enter(&in_flight);
                 let req = Request::from((
@@ -106,23 +110,57 @@ where
             })
         };
         let builder = builder.clone();
-        let shutdown = shutdown.clone();
+        let closing = closing.clone();
         let cut_off = cut_off.clone();
         connections.spawn(async move {
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
+            // hyper's graceful shutdown closes a connection that has not sent
+            // anything yet, though its client may be about to: such a
+            // connection gets to send its first request (within the header
+            // timeout), and is closed after answering it. A keep-alive
+            // connection between requests is closed at once.
+            let closed_after_a_request = async {
+                closing.cancelled().await;
+                requested.notified().await;
+            };
             tokio::select! {
                 _ = connection.as_mut() => return,
-                _ = shutdown.begun() => connection.as_mut().graceful_shutdown(),
+                _ = closed_after_a_request => connection.as_mut().graceful_shutdown(),
+                _ = cut_off.cancelled() => return,
             }
             tokio::select! {
                 _ = connection => {}
                 _ = cut_off.cancelled() => {}
             }
         });
+    };
+
+    loop {
+        let (stream, remote_addr) = tokio::select! {
+            biased;
+            _ = &mut delay_over => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, or a connection reset before
+                    // accept: back off briefly instead of spinning.
+                    tracing::warn!(error = %err, "failed to accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        serve_connection(stream, remote_addr);
+    }
+    // Connections the kernel completed before accepting stopped are served
+    // too: closing the listener would reset them, though their connect
+    // succeeded.
+    for (stream, remote_addr) in backlog(listener) {
+        serve_connection(stream, remote_addr);
     }
 
-    drop(listener);
+    closing.cancel();
     connections.close();
     tracing::info!(
         in_flight = in_flight.load(Ordering::SeqCst),
@@ -140,6 +178,51 @@ where
     cut_off.cancel();
     connections.wait().await;
     report
+}
+
+/// Accepts every connection waiting in `listener`'s backlog, without waiting
+/// for more, and closes the listener.
+fn backlog(listener: TcpListener) -> Vec<(TcpStream, SocketAddr)> {
+    let mut waiting = Vec::new();
+    // The std listener stays non-blocking: accept fails with WouldBlock once
+    // the backlog is empty.
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot accept the connections still waiting");
+            return waiting;
+        }
+    };
+    loop {
+        let accepted = listener.accept().and_then(|(stream, remote_addr)| {
+            stream.set_nonblocking(true)?;
+            Ok((TcpStream::from_std(stream)?, remote_addr))
+        });
+        match accepted {
+            Ok(accepted) => waiting.push(accepted),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return waiting,
+            Err(err) => {
+                tracing::warn!(error = %err, "failed to accept a waiting connection");
+                return waiting;
+            }
+        }
+    }
+}
+
+/// Resolves `delay` after shutdown begins, or as soon as it is forced.
+async fn delay_after_begun(shutdown: &Shutdown, delay: Duration) {
+    shutdown.begun().await;
+    if delay.is_zero() {
+        return;
+    }
+    tracing::info!(
+        delay_secs = delay.as_secs_f64(),
+        "shutdown delay: /readyz answers 503; still serving new connections"
+    );
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = shutdown.forced() => {}
+    }
 }
 
 /// How every connection is served: HTTP/1.1, at most `header_timeout` to send

@@ -11,7 +11,8 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
-    /// Begins the graceful shutdown: readiness turns 503, no new connections.
+    /// Begins the graceful shutdown: readiness turns 503 at once; new
+    /// connections are accepted until the shutdown delay has passed.
     pub fn begin(&self) {
         self.begun.cancel();
     }

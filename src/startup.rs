@@ -1,5 +1,5 @@
 //! Builds the application: the routes, the OpenAPI service, the listener.
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use poem::{
     endpoint::BoxEndpoint, middleware::CatchPanic, Endpoint, EndpointExt, IntoEndpoint, Request,
@@ -9,6 +9,7 @@ use poem_openapi::{OpenApi, OpenApiService};
 use tokio::net::{TcpListener, TcpSocket};
 
 use crate::{
+    admin::AdminApi,
     config::Config,
     exposition::MetricsApi,
     health::HealthApi,
@@ -17,7 +18,8 @@ use crate::{
     request_log::RequestLog,
     server::{self, Limits, ShutdownReport},
     shutdown::Shutdown,
-    work::{WorkApi, WorkSettings},
+    work::WorkApi,
+    workload::{parse_file, Invalid, Source, Workload, WorkloadMetrics},
 };
 
 /// A failure to start.
@@ -42,6 +44,22 @@ pub enum StartError {
     /// The metrics token file cannot be used.
     #[error(transparent)]
     MetricsToken(#[from] TokenFileError),
+    /// The workload file cannot be read.
+    #[error("--workload-file {}: cannot read: {source}", path.display())]
+    WorkloadFileUnreadable {
+        /// The file named.
+        path: PathBuf,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// The workload file holds settings that break a rule.
+    #[error("--workload-file {}: {invalid}", path.display())]
+    WorkloadFileInvalid {
+        /// The file named.
+        path: PathBuf,
+        /// The rule broken.
+        invalid: Invalid,
+    },
     /// The metrics could not be registered.
     #[error("cannot register the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -50,8 +68,10 @@ pub enum StartError {
 /// What the routes need.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// How `/work` behaves.
-    pub work: WorkSettings,
+    /// How `/work` behaves now.
+    pub workload: Arc<Workload>,
+    /// `/work` requests allowed in flight at once.
+    pub max_in_flight: u32,
     /// Shared with the server; drives `/readyz`.
     pub shutdown: Shutdown,
     /// The bearer token `/metrics` requires, if any.
@@ -60,10 +80,10 @@ pub struct AppState {
 
 /// The OpenAPI service: every documented operation, as one port serves them
 /// without `--metrics-listen`.
-pub fn api(state: &AppState) -> OpenApiService<(WorkApi, HealthApi, MetricsApi), ()> {
-    let (health, metrics) = metrics_port_operations(state);
+pub fn api(state: &AppState) -> OpenApiService<(WorkApi, HealthApi, MetricsApi, AdminApi), ()> {
+    let (health, metrics, admin) = metrics_port_operations(state);
     openapi(
-        (WorkApi::new(state.work), health, metrics),
+        (work_api(state), health, metrics, admin),
         "Simulates work on GET /work and exposes Prometheus metrics about it on GET /metrics.",
     )
 }
@@ -71,7 +91,9 @@ pub fn api(state: &AppState) -> OpenApiService<(WorkApi, HealthApi, MetricsApi),
 /// The OpenAPI spec as pretty JSON, as committed in `openapi/openapi.json`.
 pub fn openapi_json() -> String {
     let config = Config::defaults();
-    api(&AppState::new(&config, Shutdown::default())).spec()
+    let unregistered = WorkloadMetrics::register(&prometheus::Registry::new())
+        .expect("a new registry takes the workload metrics");
+    api(&AppState::new(&config, Shutdown::default(), unregistered)).spec()
 }
 
 /// The whole application on one port. [`metrics::init`] must have run.
@@ -85,14 +107,14 @@ pub fn app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
 /// not `/metrics`, `/healthz` or `/readyz` (404).
 pub fn public_app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
     let api = openapi(
-        WorkApi::new(state.work),
+        work_api(state),
         "Simulates work on GET /work. This instance serves its metrics and health \
          probes on its --metrics-listen port.",
     );
     with_docs(api).with(CatchPanic::new()).with(RequestLog)
 }
 
-/// The `--metrics-listen` port: `/metrics`, `/healthz` and `/readyz` only.
+/// The `--metrics-listen` port: `/metrics`, `/healthz`, `/readyz` and `/admin/*` only.
 pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
     OpenApiService::new(
         metrics_port_operations(state),
@@ -104,11 +126,16 @@ pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'stat
     .with(RequestLog)
 }
 
+fn work_api(state: &AppState) -> WorkApi {
+    WorkApi::new(state.workload.clone(), state.max_in_flight)
+}
+
 /// The operations that `--metrics-listen` moves to its port.
-fn metrics_port_operations(state: &AppState) -> (HealthApi, MetricsApi) {
+fn metrics_port_operations(state: &AppState) -> (HealthApi, MetricsApi, AdminApi) {
     (
         HealthApi::new(state.shutdown.clone()),
         MetricsApi::new(state.metrics_token.clone()),
+        AdminApi::new(state.workload.clone(), state.metrics_token.clone()),
     )
 }
 
@@ -160,16 +187,17 @@ impl Endpoint for WithDocs {
 }
 
 impl AppState {
-    /// The state described by `config`, without a metrics token:
-    /// [`Application::build`] reads the token file.
-    pub fn new(config: &Config, shutdown: Shutdown) -> Self {
+    /// The state described by `config`'s flags (validated), its workload
+    /// shown in `workload_metrics`, without a metrics token:
+    /// [`Application::build`] reads the token and the workload files.
+    pub fn new(config: &Config, shutdown: Shutdown, workload_metrics: WorkloadMetrics) -> Self {
         Self {
-            work: WorkSettings {
-                min_delay_ms: config.min_delay_ms,
-                max_delay_ms: config.max_delay_ms,
-                error_rate: config.error_rate,
-                max_in_flight: config.max_in_flight,
-            },
+            workload: Arc::new(Workload::new(
+                config.workload(),
+                config.delay_cap_ms,
+                workload_metrics,
+            )),
+            max_in_flight: config.max_in_flight,
             shutdown,
             metrics_token: None,
         }
@@ -184,14 +212,44 @@ pub struct Application {
     metrics: Option<(TcpListener, SocketAddr)>,
     state: AppState,
     limits: Limits,
+    /// The `--workload-file` and the contents applied at start-up.
+    workload_file: Option<(PathBuf, Vec<u8>)>,
 }
 
 impl Application {
-    /// Registers the metrics, reads the metrics token and binds the listen
-    /// addresses (port 0 picks a free one).
+    /// Registers the metrics, reads the metrics token, applies the workload
+    /// file and binds the listen addresses (port 0 picks a free one).
     pub async fn build(config: &Config, shutdown: Shutdown) -> Result<Self, StartError> {
-        metrics::init(&config.buckets.0)?;
-        let mut state = AppState::new(config, shutdown);
+        let metrics = metrics::init(&config.buckets.0)?;
+        let mut state = AppState::new(config, shutdown, metrics.workload.clone());
+        let workload_file = match &config.workload_file {
+            Some(path) => {
+                let contents =
+                    std::fs::read(path).map_err(|source| StartError::WorkloadFileUnreadable {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let invalid_file = |invalid| StartError::WorkloadFileInvalid {
+                    path: path.clone(),
+                    invalid,
+                };
+                // Checked first, so that an invalid file stops start-up with
+                // its one line rather than a log line too.
+                let changes = parse_file(&contents)
+                    .and_then(|changes| {
+                        let flags = state.workload.settings();
+                        flags.changed(&changes, config.delay_cap_ms)?;
+                        Ok(changes)
+                    })
+                    .map_err(invalid_file)?;
+                state
+                    .workload
+                    .change(&changes, Source::File, &path.display())
+                    .map_err(invalid_file)?;
+                Some((path.clone(), contents))
+            }
+            None => None,
+        };
         state.metrics_token = config
             .metrics_token_file
             .as_deref()
@@ -213,10 +271,17 @@ impl Application {
             metrics,
             state,
             limits: Limits {
+                shutdown_delay: Duration::from_secs(config.shutdown_delay_secs),
                 shutdown_timeout: config.shutdown_timeout(),
                 header_timeout: Duration::from_secs(config.header_timeout_secs),
             },
+            workload_file,
         })
+    }
+
+    /// The workload in force.
+    pub fn workload(&self) -> &Workload {
+        &self.state.workload
     }
 
     /// The address the service listens on.
@@ -238,16 +303,22 @@ impl Application {
     }
 
     /// Serves until shutdown begins and the drain ends; both ports drain
-    /// together, and the report counts the requests cut off on either.
+    /// together, and the report counts the requests cut off on either. Until
+    /// shutdown begins, the workload file is watched for changes.
     pub async fn run(self) -> ShutdownReport {
         let Self {
             listener,
             metrics,
             state,
             limits,
+            workload_file,
             ..
         } = self;
         let shutdown = state.shutdown.clone();
+        if let Some((path, contents)) = workload_file {
+            let (workload, shutdown) = (state.workload.clone(), shutdown.clone());
+            tokio::spawn(async move { workload.watch_file(path, contents, shutdown).await });
+        }
         let Some((metrics_listener, _)) = metrics else {
             return server::serve(listener, app(&state), shutdown, limits).await;
         };

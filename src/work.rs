@@ -1,23 +1,12 @@
-//! `GET /work`: simulated work that takes a random time and fails at a random rate.
-use std::time::Duration;
+//! `GET /work`: simulated work that takes a random time and fails at a random
+//! rate, as the [`Workload`] in force says, unless the request says otherwise.
+use std::{sync::Arc, time::Duration};
 
 use poem::Endpoint;
-use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
-use rand::Rng;
+use poem_openapi::{param::Query, payload::Json, ApiResponse, Object, OpenApi};
 use tokio::sync::Semaphore;
 
-/// How `/work` behaves.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct WorkSettings {
-    /// Shortest delay, in milliseconds.
-    pub min_delay_ms: u64,
-    /// Longest delay, in milliseconds (included).
-    pub max_delay_ms: u64,
-    /// Share of requests that fail, from 0.0 to 1.0.
-    pub error_rate: f64,
-    /// Requests allowed in flight at once; more are answered 503.
-    pub max_in_flight: u32,
-}
+use crate::workload::Workload;
 
 /// The work was done.
 #[derive(Debug, Object)]
@@ -42,16 +31,31 @@ pub struct Overloaded {
     pub error: String,
 }
 
+/// A query parameter was refused.
+#[derive(Debug, Object)]
+pub struct InvalidParameter {
+    /// The parameter at fault.
+    pub parameter: String,
+    /// The rule it breaks.
+    pub error: String,
+}
+
 /// Seconds a refused client is asked to wait, in `Retry-After`.
 pub const RETRY_AFTER_SECS: u64 = 1;
 
 /// Answers of `GET /work`.
 #[derive(Debug, ApiResponse)]
+#[oai(bad_request_handler = "invalid_parameter")]
 pub enum WorkResponse {
     /// The work was done.
     #[oai(status = 200)]
     Done(Json<WorkDone>),
-    /// The work failed, as it does for a share of requests set by `--error-rate`.
+    /// A query parameter is malformed or out of range; the body names it and
+    /// the rule.
+    #[oai(status = 400)]
+    InvalidParameter(Json<InvalidParameter>),
+    /// The work failed, as it does for a share of requests set by the error
+    /// rate, or when `fail=true`.
     #[oai(status = 500)]
     Failed(Json<WorkFailed>),
     /// `--max-in-flight` requests are already in flight; retry after the
@@ -65,18 +69,50 @@ pub enum WorkResponse {
     ),
 }
 
+/// The rule of the `delay_ms` parameter.
+const DELAY_MS_RULE: &str =
+    "delay_ms must be a whole number of milliseconds, from 0 to --delay-cap-ms";
+
+/// The rule of the `fail` parameter.
+const FAIL_RULE: &str = "fail must be true or false";
+
+impl WorkResponse {
+    fn invalid(parameter: &str, error: String) -> Self {
+        Self::InvalidParameter(Json(InvalidParameter {
+            parameter: parameter.to_string(),
+            error,
+        }))
+    }
+}
+
+/// Answers a parameter that does not parse: the only way a `/work` request
+/// can be malformed.
+fn invalid_parameter(err: poem::Error) -> WorkResponse {
+    match err.downcast_ref::<poem_openapi::error::ParseParamError>() {
+        Some(err) if err.name == "delay_ms" => {
+            WorkResponse::invalid(err.name, DELAY_MS_RULE.to_string())
+        }
+        Some(err) if err.name == "fail" => WorkResponse::invalid(err.name, FAIL_RULE.to_string()),
+        Some(err) => WorkResponse::invalid(err.name, err.reason.clone()),
+        None => WorkResponse::invalid("", err.to_string()),
+    }
+}
+
 /// The `/work` operation.
 pub struct WorkApi {
-    settings: WorkSettings,
+    workload: Arc<Workload>,
+    max_in_flight: u32,
     permits: Semaphore,
 }
 
 impl WorkApi {
-    /// The operation with these settings.
-    pub fn new(settings: WorkSettings) -> Self {
+    /// The operation, following `workload`, with at most `max_in_flight`
+    /// requests at once.
+    pub fn new(workload: Arc<Workload>, max_in_flight: u32) -> Self {
         Self {
-            settings,
-            permits: Semaphore::new(settings.max_in_flight as usize),
+            workload,
+            max_in_flight,
+            permits: Semaphore::new(max_in_flight as usize),
         }
     }
 }
@@ -85,31 +121,43 @@ impl WorkApi {
 impl WorkApi {
     /// Simulate work
     ///
-    /// Sleeps a uniformly random time between the minimum and maximum delay,
-    /// then answers 200, or 500 for a random share of requests; 503 at once when
-    /// `--max-in-flight` requests are already in flight. Counted in
-    /// `myapp_processed_ops_total` and timed in `myapp_request_duration_seconds`.
+    /// Sleeps a uniformly random time between the minimum and maximum delay
+    /// (or, for a share of requests, the slow delay), then answers 200, or 500
+    /// for a random share of requests, as the workload in force says
+    /// (`GET /admin/workload`); the query parameters override both draws.
+    /// 503 at once when `--max-in-flight` requests are already in flight.
+    /// Counted in `myapp_processed_ops_total` and timed in
+    /// `myapp_request_duration_seconds`.
     #[oai(path = "/work", method = "get", transform = "record_metrics")]
-    async fn work(&self) -> WorkResponse {
+    async fn work(
+        &self,
+        /// Sleep exactly this many milliseconds (0 to `--delay-cap-ms`, 10000
+        /// by default) instead of a random delay.
+        delay_ms: Query<Option<u64>>,
+        /// `true` answers 500 and `false` answers 200, instead of the random draw.
+        fail: Query<Option<bool>>,
+    ) -> WorkResponse {
+        let delay_cap_ms = self.workload.delay_cap_ms();
+        if let Some(delay_ms) = delay_ms.0.filter(|&delay_ms| delay_ms > delay_cap_ms) {
+            return WorkResponse::invalid(
+                "delay_ms",
+                format!("delay_ms ({delay_ms}) must not be greater than --delay-cap-ms ({delay_cap_ms})"),
+            );
+        }
         let Ok(_permit) = self.permits.try_acquire() else {
             return WorkResponse::Overloaded(
                 Json(Overloaded {
-                    error: format!("{} requests already in flight", self.settings.max_in_flight),
+                    error: format!("{} requests already in flight", self.max_in_flight),
                 }),
                 RETRY_AFTER_SECS,
             );
         };
-        let WorkSettings {
-            min_delay_ms,
-            max_delay_ms,
-            error_rate,
-            ..
-        } = self.settings;
+        let settings = self.workload.settings();
         let (delay_ms, fails) = {
             let mut rng = rand::rng();
             (
-                rng.random_range(min_delay_ms..=max_delay_ms),
-                rng.random_bool(error_rate),
+                delay_ms.0.unwrap_or_else(|| settings.draw_delay(&mut rng)),
+                fail.0.unwrap_or_else(|| settings.draw_failure(&mut rng)),
             )
         };
         // tokio rounds a sleep up to its next millisecond tick, so even a zero

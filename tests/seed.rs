@@ -5,7 +5,6 @@ use myapp::{
     metrics,
     shutdown::Shutdown,
     startup::{app, AppState},
-    work::WorkSettings,
 };
 use poem::test::TestClient;
 
@@ -16,17 +15,15 @@ async fn scrape<E: poem::Endpoint>(client: &TestClient<E>) -> String {
 }
 
 fn client(error_rate: f64) -> TestClient<impl poem::Endpoint> {
-    let state = AppState {
-        work: WorkSettings {
-            min_delay_ms: 0,
-            max_delay_ms: 0,
-            error_rate,
-            max_in_flight: 10,
-        },
-        shutdown: Shutdown::default(),
-        metrics_token: None,
-    };
-    TestClient::new(app(&state))
+    let mut config = Config::defaults();
+    (config.min_delay_ms, config.max_delay_ms, config.error_rate) = (0, 0, error_rate);
+    config.max_in_flight = 10;
+    let metrics = metrics::init(&config.buckets.0).unwrap();
+    TestClient::new(app(&AppState::new(
+        &config,
+        Shutdown::default(),
+        metrics.workload.clone(),
+    )))
 }
 
 #[tokio::test]

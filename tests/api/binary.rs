@@ -54,6 +54,18 @@ fn each_bad_setting_stops_start_up_with_one_line_naming_it() {
         (&[], &[("MYAPP_METRICS_TOKEN_FILE", "/nonexistent/token")], "error: --metrics-token-file /nonexistent/token: cannot read: No such file or directory (os error 2)"),
         (&["--metrics-token-file", "/"], &[], "error: --metrics-token-file /: cannot read: Is a directory (os error 21)"),
         (&["--metrics-token-file", "/dev/null"], &[], "error: --metrics-token-file /dev/null: the file is empty"),
+        (&["--slow-rate", "1.01"], &[], "error: invalid value '1.01' for '--slow-rate <SLOW_RATE>': must be between 0.0 and 1.0"),
+        (&[], &[("MYAPP_SLOW_RATE", "-0.01")], "error: invalid value '-0.01' for '--slow-rate <SLOW_RATE>': must be between 0.0 and 1.0"),
+        (&["--slow-delay-ms", "10001"], &[], "error: --slow-delay-ms (10001) must not be greater than --delay-cap-ms (10000)"),
+        (&[], &[("MYAPP_SLOW_DELAY_MS", "501"), ("MYAPP_DELAY_CAP_MS", "500"), ("MYAPP_MAX_DELAY_MS", "500")], "error: --slow-delay-ms (501) must not be greater than --delay-cap-ms (500)"),
+        (&["--max-delay-ms", "10001"], &[], "error: --max-delay-ms (10001) must not be greater than --delay-cap-ms (10000)"),
+        (&["--delay-cap-ms", "1999"], &[], "error: --max-delay-ms (2000) must not be greater than --delay-cap-ms (1999)"),
+        (&["--delay-cap-ms", "1s"], &[], "error: invalid value '1s' for '--delay-cap-ms <DELAY_CAP_MS>': invalid digit found in string"),
+        (&["--workload-file", "/nonexistent/workload.json"], &[], "error: --workload-file /nonexistent/workload.json: cannot read: No such file or directory (os error 2)"),
+        (&[], &[("MYAPP_WORKLOAD_FILE", "/nonexistent/w.json")], "error: --workload-file /nonexistent/w.json: cannot read: No such file or directory (os error 2)"),
+        (&["--workload-file", "/dev/null"], &[], "error: --workload-file /dev/null: not JSON: EOF while parsing a value at line 1 column 0"),
+        (&["--shutdown-delay-secs", "-1"], &[], "error: invalid value '-1' for '--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>': invalid digit found in string"),
+        (&[], &[("MYAPP_SHUTDOWN_DELAY_SECS", "1.5")], "error: invalid value '1.5' for '--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>': invalid digit found in string"),
     ];
     for (args, env, expected) in cases {
         let line = start_up_error(args, env);
@@ -107,13 +119,26 @@ fn help_shows_every_flag_with_its_env_and_default() {
         "[default: 0.5]",
         "[env: MYAPP_BUCKETS=]",
         "[env: MYAPP_SHUTDOWN_TIMEOUT_SECS=]",
-        "3 with the defaults",
+        "11 with the defaults",
+        "--slow-rate <SLOW_RATE>",
+        "[env: MYAPP_SLOW_RATE=]",
+        "[default: 0]",
+        "--slow-delay-ms <SLOW_DELAY_MS>",
+        "[env: MYAPP_SLOW_DELAY_MS=]",
+        "[default: 5000]",
+        "--delay-cap-ms <DELAY_CAP_MS>",
+        "[env: MYAPP_DELAY_CAP_MS=]",
+        "[default: 10000]",
+        "--workload-file <WORKLOAD_FILE>",
+        "[env: MYAPP_WORKLOAD_FILE=]",
         "[env: MYAPP_LOG_FORMAT=]",
         "[default: text]",
         "--metrics-listen <METRICS_LISTEN>",
         "[env: MYAPP_METRICS_LISTEN=]",
         "--metrics-token-file <METRICS_TOKEN_FILE>",
         "[env: MYAPP_METRICS_TOKEN_FILE=]",
+        "--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>",
+        "[env: MYAPP_SHUTDOWN_DELAY_SECS=]",
     ] {
         assert!(
             help.contains(expected),
@@ -185,6 +210,8 @@ async fn the_shutdown_timeout_ends_the_drain_and_logs_the_requests_cut_off() {
         "30000",
         "--max-delay-ms",
         "30000",
+        "--delay-cap-ms",
+        "30000",
         "--shutdown-timeout-secs",
         "1",
     ]);
@@ -216,7 +243,14 @@ fn json_logs_are_one_object_per_line() {
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
     assert_eq!(lines[0]["fields"]["message"], "listening");
-    assert_eq!(lines[0]["fields"]["max_delay_ms"], 2000);
+    let workload: serde_json::Value =
+        serde_json::from_str(lines[0]["fields"]["workload"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        workload,
+        serde_json::json!({"min_delay_ms": 0, "max_delay_ms": 2000, "error_rate": 0.5,
+            "slow_rate": 0.0, "slow_delay_ms": 5000})
+    );
+    assert_eq!(lines[0]["fields"]["delay_cap_ms"], 10_000);
     assert_eq!(
         lines.last().unwrap()["fields"]["message"],
         "stopped after every in-flight request finished"
@@ -241,7 +275,7 @@ async fn with_metrics_listen_metrics_and_probes_move_to_the_second_port() {
     };
     let before = scrape(&http, &server.metrics_url("/metrics")).await;
     assert_eq!(status(server.url("/work")).await, 200);
-    for path in ["/metrics", "/healthz", "/readyz"] {
+    for path in ["/metrics", "/healthz", "/readyz", "/admin/workload"] {
         assert_eq!(status(server.url(path)).await, 404, "public {path}");
         assert_eq!(
             status(server.metrics_url(path)).await,
@@ -316,6 +350,8 @@ async fn a_second_sigterm_ends_the_drain_at_once_and_logs_the_requests_cut_off()
         "--min-delay-ms",
         "30000",
         "--max-delay-ms",
+        "30000",
+        "--delay-cap-ms",
         "30000",
         "--shutdown-timeout-secs",
         "60",

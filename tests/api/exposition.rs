@@ -130,6 +130,12 @@ async fn gzip_round_trips_to_the_same_metrics() {
             "myapp_request_duration_seconds_count",
             "myapp_request_duration_seconds_sum",
             "myapp_requests_in_flight",
+            "myapp_workload_changes_total",
+            "myapp_workload_error_rate",
+            "myapp_workload_max_delay_seconds",
+            "myapp_workload_min_delay_seconds",
+            "myapp_workload_slow_delay_seconds",
+            "myapp_workload_slow_rate",
         ],
         "the samples compared"
     );

@@ -12,7 +12,6 @@ use myapp::{
     metrics_token::MetricsToken,
     shutdown::Shutdown,
     startup::{app, AppState, Application},
-    work::WorkSettings,
 };
 use poem::{
     endpoint::BoxEndpoint,
@@ -25,14 +24,14 @@ use tokio::sync::{Mutex, MutexGuard};
 /// The metrics are process-wide, so the tests that read their deltas take turns.
 static METRICS_IN_USE: Mutex<()> = Mutex::const_new(());
 
-/// Work settings for tests.
-pub fn work(min_delay_ms: u64, max_delay_ms: u64, error_rate: f64) -> WorkSettings {
-    WorkSettings {
-        min_delay_ms,
-        max_delay_ms,
-        error_rate,
-        max_in_flight: 10_000,
-    }
+/// The default configuration with this workload (and a delay cap that allows it).
+pub fn work(min_delay_ms: u64, max_delay_ms: u64, error_rate: f64) -> Config {
+    let mut config = Config::defaults();
+    config.min_delay_ms = min_delay_ms;
+    config.max_delay_ms = max_delay_ms;
+    config.error_rate = error_rate;
+    config.delay_cap_ms = config.delay_cap_ms.max(max_delay_ms);
+    config
 }
 
 /// The app in-process, driven through poem's `TestClient`.
@@ -43,19 +42,16 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub async fn spawn(work: WorkSettings) -> Self {
-        Self::spawn_with_token(work, None).await
+    pub async fn spawn(config: Config) -> Self {
+        Self::spawn_with_token(config, None).await
     }
 
-    /// The app with `/metrics` behind `token`, if any.
-    pub async fn spawn_with_token(work: WorkSettings, token: Option<MetricsToken>) -> Self {
+    /// The app with `/metrics` and `/admin/*` behind `token`, if any.
+    pub async fn spawn_with_token(config: Config, token: Option<MetricsToken>) -> Self {
         let metrics_in_use = METRICS_IN_USE.lock().await;
-        metrics::init(&Config::defaults().buckets.0).expect("metrics register");
-        let state = AppState {
-            work,
-            shutdown: Shutdown::default(),
-            metrics_token: token,
-        };
+        let metrics = metrics::init(&config.buckets.0).expect("metrics register");
+        let mut state = AppState::new(&config, Shutdown::default(), metrics.workload.clone());
+        state.metrics_token = token;
         Self {
             client: TestClient::new(app(&state).boxed()),
             state,
@@ -84,13 +80,8 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts with these work settings and shutdown timeout, and otherwise the defaults.
-    pub async fn spawn(work: WorkSettings, shutdown_timeout_secs: u64) -> Self {
-        let mut config = Config::defaults();
-        config.min_delay_ms = work.min_delay_ms;
-        config.max_delay_ms = work.max_delay_ms;
-        config.error_rate = work.error_rate;
-        config.max_in_flight = work.max_in_flight;
+    /// Starts with `config` and this shutdown timeout.
+    pub async fn spawn(mut config: Config, shutdown_timeout_secs: u64) -> Self {
         config.shutdown_timeout_secs = Some(shutdown_timeout_secs);
         Self::start(config).await
     }
@@ -204,7 +195,12 @@ impl Snapshot {
             .samples
             .iter()
             .filter(|sample| sample.metric.starts_with(prefix))
-            .map(|sample| format!("{} {:?} {:?}", sample.metric, sample.labels, sample.value))
+            .map(|sample| {
+                // Sorted: the parser keeps labels in a hash map.
+                let mut labels: Vec<_> = sample.labels.iter().collect();
+                labels.sort();
+                format!("{} {labels:?} {:?}", sample.metric, sample.value)
+            })
             .collect();
         samples.sort();
         samples
@@ -213,6 +209,25 @@ impl Snapshot {
     fn number(&self, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
         match self.sample(name, label)?.value {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+            ref other => panic!("{name} is not a number: {other:?}"),
+        }
+    }
+
+    /// The value of the sample `name` with these labels (and maybe others).
+    pub fn labelled(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let sample = self
+            .0
+            .samples
+            .iter()
+            .find(|sample| {
+                sample.metric == name
+                    && labels
+                        .iter()
+                        .all(|(key, value)| sample.labels.get(key) == Some(*value))
+            })
+            .unwrap_or_else(|| panic!("no sample {name} {labels:?}"));
+        match sample.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
             ref other => panic!("{name} is not a number: {other:?}"),
         }
     }
@@ -297,9 +312,26 @@ pub fn binary() -> Command {
 impl Binary {
     /// Starts `myapp --listen 127.0.0.1:0 ARGS` and waits for its "listening" line.
     pub fn start(args: &[&str]) -> Self {
-        let mut child = binary()
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
+        let mut command = binary();
+        command.args(["--listen", "127.0.0.1:0"]).args(args);
+        Self::spawn(command)
+    }
+
+    /// Starts the binary as [`Binary::start`] does, under `ulimit -Sn soft`: the
+    /// soft open-file limit that systemd and containerd give services.
+    pub fn start_with_soft_open_file_limit(soft: u64, args: &[&str]) -> Self {
+        let mut command = Command::new("/bin/sh");
+        command
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .args(["-c", r#"ulimit -Sn "$0" && exec "$@""#, &soft.to_string()])
+            .args([env!("CARGO_BIN_EXE_myapp"), "--listen", "127.0.0.1:0"])
+            .args(args);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .spawn()
             .expect("the binary starts");
@@ -331,6 +363,11 @@ impl Binary {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// The process id (`exec` keeps the shell's).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A URL on the port that serves `/metrics`.

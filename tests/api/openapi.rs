@@ -25,10 +25,35 @@ async fn spec_documents_every_operation_and_work_answers() {
     let paths = spec["paths"].as_object().unwrap();
     let mut names: Vec<&str> = paths.keys().map(String::as_str).collect();
     names.sort();
-    assert_eq!(names, ["/healthz", "/metrics", "/readyz", "/work"]);
+    assert_eq!(
+        names,
+        [
+            "/admin/workload",
+            "/healthz",
+            "/metrics",
+            "/readyz",
+            "/work"
+        ]
+    );
+    assert_eq!(
+        sorted_keys(&spec["paths"]["/admin/workload"]),
+        ["get", "put"]
+    );
+    let parameters: Vec<(&str, &str)> = spec["paths"]["/work"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap(),
+                p["schema"]["type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(parameters, [("delay_ms", "integer"), ("fail", "boolean")]);
     let work = &spec["paths"]["/work"]["get"]["responses"];
     let codes = sorted_keys(work);
-    assert_eq!(codes, ["200", "500", "503"]);
+    assert_eq!(codes, ["200", "400", "500", "503"]);
     assert_eq!(
         work["503"]["headers"]["RETRY-AFTER"]["schema"]["type"],
         "integer"
