@@ -184,9 +184,29 @@ def main():
                 if labels_match(selector, dig(svc, "metadata", "labels"))]
     check(len(selected) == 1, sm_path,
           f"selector {selector} matches {len(selected)} Services ({[dig(s, 'metadata', 'name') for _, s in selected]}), not one")
-    if len(selected) != 1:
-        return
-    (svc_path, service), = selected
+    if len(selected) == 1:
+        check_monitor(monitor, sm_path, selected[0], container_port, metrics_port)
+
+    check_workload(dep_path, deployment, container, flags, cm_path, configmap, run.stdout)
+
+    # PrometheusRule: the groups of rules.yml, exactly.
+    groups = (docs.get(RULES) or [{}])[0].get("groups")
+    check(bool(groups) and dig(rule, "spec", "groups") == groups, pr_path,
+          f"spec.groups differ from {RULES.name}: run scripts/gen-prometheusrule.py")
+
+    # Kustomization: every file, and only those.
+    listed = set(kustomization.get("resources", []))
+    present = {p.name for p in K8S.glob("*.y*ml")} - {kust_path.name}
+    check(listed == present, kust_path,
+          f"resources {sorted(listed)} differ from the files {sorted(present)}")
+
+    check_rendered()
+
+
+def check_monitor(monitor, sm_path, selected, container_port, metrics_port):
+    """The one Service the ServiceMonitor selects: not the clients', its
+    endpoints reach /metrics, and its job is the one the rules select."""
+    svc_path, service = selected
     check(dig(service, "metadata", "name") != CLIENT_SERVICE, sm_path,
           f"selects the client Service {CLIENT_SERVICE}, which must not expose the metrics port")
     svc_ports = {p.get("name"): p for p in dig(service, "spec", "ports") or []}
@@ -204,21 +224,6 @@ def main():
     job_label = dig(monitor, "spec", "jobLabel")
     job = dig(service, "metadata", "labels", job_label) if job_label else dig(service, "metadata", "name")
     check(job == JOB, sm_path, f"Prometheus would name the job {job!r}, the rules select job={JOB!r}")
-
-    check_workload(dep_path, deployment, container, flags, cm_path, configmap, run.stdout)
-
-    # PrometheusRule: the groups of rules.yml, exactly.
-    groups = (docs.get(RULES) or [{}])[0].get("groups")
-    check(bool(groups) and dig(rule, "spec", "groups") == groups, pr_path,
-          f"spec.groups differ from {RULES.name}: run scripts/gen-prometheusrule.py")
-
-    # Kustomization: every file, and only those.
-    listed = set(kustomization.get("resources", []))
-    present = {p.name for p in K8S.glob("*.y*ml")} - {kust_path.name}
-    check(listed == present, kust_path,
-          f"resources {sorted(listed)} differ from the files {sorted(present)}")
-
-    check_rendered()
 
 
 def check_shutdown(dep_path, deployment, container, flags):
@@ -342,9 +347,10 @@ def check_workload(dep_path, deployment, container, flags, cm_path, configmap, h
     # Each setting has a flag, and the file ships the flag's default.
     for setting, value in settings.items():
         flag = "--" + setting.replace("_", "-")
-        # Its own help, up to the next option: "[default: 0.5]".
-        default = re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])(?:(?!\n\s*-).)*?\[default: ([^\]]+)\]",
-                            help_text, re.S)
+        # Its own help (the line that starts with the flag, not a mention in
+        # another's), up to the next option: "[default: 0.5]".
+        default = re.search(rf"^[ \t]*(?:-\w, )?{re.escape(flag)}(?![\w-])(?:(?!\n\s*-).)*?\[default: ([^\]]+)\]",
+                            help_text, re.S | re.M)
         check(default is not None, cm_path, f"{key}: {setting!r} is not a setting (no {flag} with a default in --help)")
         if default is None:
             continue
