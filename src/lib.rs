@@ -9,6 +9,7 @@ pub mod exposition;
 pub mod health;
 pub mod metrics;
 pub mod metrics_token;
+pub mod process_metrics;
 pub mod request_log;
 pub mod request_metrics;
 pub mod runtime_metrics;

@@ -9,5 +9,6 @@ mod hostile;
 mod metrics;
 mod openapi;
 mod overload;
+mod process;
 mod shutdown;
 mod work;
