@@ -1,5 +1,5 @@
 //! The metrics: process-wide globals in the prometheus crate's default
-//! registry. `GET /metrics` (src/exposition.rs) exposes them.
+//! registry. `GET /metrics` (src/exposition/) exposes them.
 use std::{borrow::Cow, sync::Mutex};
 
 use prometheus::{
