@@ -2,12 +2,14 @@
 # A real Prometheus in the loop. Starts three replicas of the release binary
 # (the third with --metrics-listen and --metrics-token-file) and two Prometheus
 # servers scraping them every second with deploy/prometheus/prometheus.yml and
-# rules.yml: one as Prometheus scrapes by default (text), one with
+# rules.yml: one as Prometheus scrapes by default (OpenMetrics text), one with
 # --enable-feature=native-histograms (which asks for protobuf). Sends a known
 # number of /work requests with curl, then checks that both Prometheus servers
 # report exactly what the client saw, that the latency median lies in the
 # delay range, that the rules evaluate and that every dashboard query returns
-# data. Leaves its files in target/e2e/.
+# data; last, loads one replica for a few seconds and holds the dashboard's
+# CPU panel against what /proc says the process used. Leaves its files in
+# target/e2e/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -30,7 +32,7 @@ cargo build --release --locked --quiet
 printf 'e2e-%s\n' "$RANDOM$RANDOM" >"$out/token"
 flags=(--min-delay-ms "$MIN_DELAY_MS" --max-delay-ms "$MAX_DELAY_MS")
 names=(a b c)
-declare -A public metrics
+declare -A public metrics pid
 for name in "${names[@]}"; do
   extra=()
   if [ "$name" = c ]; then
@@ -39,6 +41,7 @@ for name in "${names[@]}"; do
   # The debug line of each scrape says which format it was answered in.
   RUST_LOG=info,myapp::exposition=debug start_myapp "$out/myapp-$name.log" "${flags[@]}" "${extra[@]}"
   public[$name]=$MYAPP_ADDR
+  pid[$name]=$MYAPP_PID
   metrics[$name]=$MYAPP_METRICS_ADDR
 done
 echo "e2e: replicas a=${public[a]} b=${public[b]} c=${public[c]} (c: metrics on ${metrics[c]}, behind a token)"
@@ -166,14 +169,44 @@ print(len(rules), " ".join(bad) or "-", *[r["name"] for r in rules if r["type"] 
   check "  $queries dashboard queries return data${failed:+, not:$failed}" test -z "$failed" -a "$queries" -gt 0
 done
 
-# --- protobuf proof -----------------------------------------------------------------
+# --- format proof -------------------------------------------------------------------
 for name in "${names[@]}"; do
   log=$out/myapp-$name.log
-  text=$(grep -c 'metrics exposed format="text" gzip=true' "$log" || true)
+  openmetrics=$(grep -c 'metrics exposed format="openmetrics" gzip=true' "$log" || true)
   protobuf=$(grep -c 'metrics exposed format="protobuf" gzip=true' "$log" || true)
-  check "replica $name answered both formats, gzipped ($text text, $protobuf protobuf scrapes)" \
-    test "$text" -gt 0 -a "$protobuf" -gt 0
+  check "replica $name answered both formats, gzipped ($openmetrics OpenMetrics, $protobuf protobuf scrapes)" \
+    test "$openmetrics" -gt 0 -a "$protobuf" -gt 0
 done
+# --- the CPU panel against /proc ------------------------------------------------------
+# Replica a idles 2 s, works under load for LOAD_SECONDS, idles 2 s; /proc says
+# how much CPU it used over that window, and the dashboard's CPU panel
+# (rate(process_cpu_seconds_total[...]) with the window as the rate interval)
+# must say the same: with CPU seconds rounded down to whole ones, as the
+# crate's collector did, it reads 0 or a whole second over the window.
+LOAD_SECONDS=6
+clk_tck=$(getconf CLK_TCK)
+# utime + stime (fields 14 and 15 of /proc/PID/stat), in seconds.
+proc_cpu() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$clk_tck" '{ printf "%.2f", ($12 + $13) / hz }'; }
+t0=$(date +%s.%N)
+c0=$(proc_cpu "${pid[a]}")
+sleep 2
+seq 100000 | timeout "$LOAD_SECONDS" xargs -P 8 -I{} curl -s -o /dev/null "http://${public[a]}/work" || true
+sleep 2
+c1=$(proc_cpu "${pid[a]}")
+t1=$(date +%s.%N)
+window=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", b - a + 0.5 }')
+panel=$(python3 scripts/dashboard-queries.py --rate-interval "${window}s" | grep -F 'process_cpu_seconds_total')
+for kind in text protobuf; do
+  rate=$(prom_query "${prom[$kind]}" "$panel" | sed -n "s/^instance=${metrics[a]} //p")
+  used=$(awk -v r="$rate" -v w="$window" 'BEGIN { printf "%.3f", r * w }')
+  last=$(prom_query "${prom[$kind]}" "process_cpu_seconds_total{instance=\"${metrics[a]}\"}" | awk '{ print $NF }')
+  now=$(proc_cpu "${pid[a]}")
+  check "  prometheus ($kind): the CPU panel over ${window}s says $used s used, /proc says $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }') s" \
+    awk -v u="$used" -v a="$c0" -v b="$c1" 'BEGIN { d = b - a; e = u - d; if (e < 0) e = -e; exit !(d > 0 && e <= 0.15 * d + 0.03) }'
+  check "  prometheus ($kind): process_cpu_seconds_total is $last, /proc says $now" \
+    awk -v l="$last" -v n="$now" 'BEGIN { exit !(l <= n && l >= n - 0.05) }'
+done
+
 check "the token never reached a log" test -z "$(grep -lF "$(cat "$out/token")" "$out"/*.log)"
 
 summary "e2e with Prometheus ($REQUESTS requests)"

@@ -60,6 +60,15 @@ need_pyyaml() {
   pip install --quiet pyyaml
 }
 
+# need_prometheus_client: installs Python's prometheus_client (whose strict
+# OpenMetrics parser scripts/openmetrics-check.py uses) with pip when python3
+# lacks it.
+need_prometheus_client() {
+  python3 -c 'import prometheus_client' 2>/dev/null && return 0
+  echo "installing prometheus_client (pip install prometheus-client)"
+  pip install --quiet prometheus-client
+}
+
 # start_myapp LOGFILE ARGS...: starts the release binary on a free loopback
 # port and sets MYAPP_PID, MYAPP_ADDR and MYAPP_METRICS_ADDR (where /metrics is
 # served: MYAPP_ADDR, or the --metrics-listen one) from its "listening" log

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds and starts the release binary with its default delays (0 to 2 s, half
 # of the answers 500), hits /work with curl, and checks what /metrics, /docs,
-# /openapi.json and /healthz say, then runs the README's curl recipes of "Drive
-# the workload". Leaves the last scrape in target/smoke/.
+# /openapi.json and /healthz say, holds the OpenMetrics answer against the
+# text one with Python's prometheus_client (installed when missing), then runs
+# the README's curl recipes of "Drive the workload". Leaves the last scrape in
+# target/smoke/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -11,6 +13,7 @@ REQUESTS=${REQUESTS:-40}
 out=target/smoke
 mkdir -p "$out"
 
+need_prometheus_client
 cargo build --release --locked --quiet
 start_myapp "$out/myapp.log"
 base="http://$MYAPP_ADDR"
@@ -32,6 +35,10 @@ check "histogram counted $REQUESTS" has_line "myapp_request_duration_seconds_cou
 check "histogram +Inf bucket is $REQUESTS" has_line "myapp_request_duration_seconds_bucket{le=\"+Inf\"} $REQUESTS"
 check "histogram has the 0.5 s bucket" grep -q '^myapp_request_duration_seconds_bucket{le="0.5"} ' "$out/metrics.txt"
 check "nothing in flight" has_line 'myapp_requests_in_flight 0'
+
+echo "OpenMetrics, parsed by prometheus_client's strict parser, against the text format:"
+openmetrics_ok() { python3 scripts/openmetrics-check.py "$base/metrics" | tee "$out/openmetrics-check.txt"; }
+check "the OpenMetrics answer holds the values of the text answer" openmetrics_ok
 
 check "/docs serves Swagger UI" grep -q SwaggerUIBundle <(curl -s "$base/docs")
 check "/openapi.json documents GET /work" grep -q '"/work"' <(curl -s "$base/openapi.json")

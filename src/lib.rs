@@ -11,6 +11,7 @@ pub mod health;
 pub mod metrics;
 pub mod metrics_token;
 pub mod open_files;
+pub mod process_metrics;
 pub mod request_log;
 pub mod request_metrics;
 pub mod runtime_metrics;

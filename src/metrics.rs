@@ -1,12 +1,15 @@
 //! The metrics: process-wide globals in the prometheus crate's default
-//! registry. `GET /metrics` (src/exposition.rs) exposes them.
+//! registry. `GET /metrics` (src/exposition/) exposes them.
 use std::{borrow::Cow, sync::Mutex};
 
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::{exposition, runtime_metrics::RuntimeCollector, workload::WorkloadMetrics};
+use crate::{
+    exposition, process_metrics::ProcessCollector, runtime_metrics::RuntimeCollector,
+    workload::WorkloadMetrics,
+};
 
 /// The request metrics of `/work`.
 #[derive(Debug)]
@@ -84,7 +87,7 @@ static METRICS: Mutex<Option<&'static Metrics>> = Mutex::new(None);
 
 /// Registers every metric of the service in the default registry: the
 /// [`Metrics`] of `/work` with these histogram buckets, the scrape metrics of
-/// `/metrics` and the tokio runtime's gauges.
+/// `/metrics`, the process's metrics and the tokio runtime's gauges.
 ///
 /// The first call registers; later calls in the same process (tests build many
 /// apps) return the metrics it registered.
@@ -98,6 +101,7 @@ pub fn init(buckets: &[f64]) -> prometheus::Result<&'static Metrics> {
     let registry = prometheus::default_registry();
     let metrics: &'static Metrics = Box::leak(Box::new(Metrics::register(registry, buckets)?));
     exposition::init(registry)?;
+    registry.register(Box::new(ProcessCollector::new()?))?;
     registry.register(Box::new(RuntimeCollector::new()?))?;
     *slot = Some(metrics);
     Ok(metrics)

@@ -7,9 +7,14 @@ use prometheus::proto::{MetricFamily, MetricType};
 
 use crate::helpers::{decode_protobuf, work, Snapshot, TestApp, TokenFile};
 
-const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores";
 const PROTOBUF: &str =
-    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores";
+const OPENMETRICS: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores";
+
+/// What Prometheus 3 sends by default.
+const PROMETHEUS_3: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
 
 /// What Prometheus 2.x sends with native histograms enabled.
 const PROMETHEUS_PROTOBUF_FIRST: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1";
@@ -35,14 +40,17 @@ fn processed(families: &[MetricFamily], status: &str) -> f64 {
 }
 
 #[tokio::test]
-async fn the_accept_header_picks_protobuf_or_text() {
+async fn the_accept_header_picks_openmetrics_protobuf_or_text() {
     let app = TestApp::spawn(work(0, 0, 0.0)).await;
     let cases = [
         (None, TEXT),
         (Some("*/*"), TEXT),
         (Some("text/plain;version=0.0.4"), TEXT),
         (Some(PROMETHEUS_PROTOBUF_FIRST), PROTOBUF),
-        (Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"), TEXT),
+        (Some("text/plain"), TEXT),
+        (Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"), OPENMETRICS),
+        (Some(PROMETHEUS_3), "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8"),
+        (Some("application/openmetrics-text"), "application/openmetrics-text; version=0.0.1; charset=utf-8; escaping=underscores"),
         (Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.2,text/plain;q=0.8"), TEXT),
         (Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"), PROTOBUF),
     ];
@@ -268,4 +276,129 @@ async fn a_token_guards_metrics_but_not_the_probes() {
     assert_eq!(after.scrapes("200") - before.scrapes("200"), 1);
     app.get("/healthz").await.assert_status_is_ok();
     app.get("/readyz").await.assert_status_is_ok();
+}
+
+/// The body of a `GET /metrics` with these headers, and its Content-Type.
+async fn metrics_body(app: &TestApp, path: &str, accept: Option<&str>) -> (String, String) {
+    let mut request = app.client.get(path);
+    if let Some(accept) = accept {
+        request = request.header("Accept", accept);
+    }
+    let response = request.send().await;
+    response.assert_status_is_ok();
+    let content_type = response.0.content_type().unwrap_or_default().to_string();
+    (
+        content_type,
+        response.0.into_body().into_string().await.unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn prometheus_3_gets_openmetrics_with_the_counts_the_client_saw() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    let before = app.scrape().await;
+    for _ in 0..5 {
+        app.get("/work").await.assert_status_is_ok();
+    }
+    let (content_type, body) = metrics_body(&app, "/metrics", Some(PROMETHEUS_3)).await;
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+    );
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.last(), Some(&"# EOF"), "{body}");
+    assert_eq!(body.matches("# EOF").count(), 1);
+    let ok = before.processed("200") + 5;
+    let count = before.duration().count + 5;
+    for line in [
+        "# HELP myapp_processed_ops The total number of processed events".to_string(),
+        "# TYPE myapp_processed_ops counter".to_string(),
+        format!("myapp_processed_ops_total{{status=\"200\"}} {ok}.0"),
+        "# TYPE myapp_request_duration_seconds histogram".to_string(),
+        "# UNIT myapp_request_duration_seconds seconds".to_string(),
+        format!("myapp_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"),
+        format!("myapp_request_duration_seconds_count {count}"),
+        "# TYPE process_cpu_seconds counter".to_string(),
+        "# UNIT process_cpu_seconds seconds".to_string(),
+        "# TYPE promhttp_metric_handler_requests counter".to_string(),
+    ] {
+        assert!(
+            lines.contains(&line.as_str()),
+            "missing {line:?} in\n{body}"
+        );
+    }
+    // Bucket bounds in OpenMetrics' canonical form.
+    assert!(
+        body.contains("\nmyapp_request_duration_seconds_bucket{le=\"1.0\"} "),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn plain_clients_get_the_text_format_with_the_same_lines_as_before() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    let browser =
+        "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+    for accept in [None, Some("*/*"), Some("text/plain"), Some(browser)] {
+        let (content_type, body) = metrics_body(&app, "/metrics", accept).await;
+        assert_eq!(content_type, TEXT, "Accept: {accept:?}");
+        assert!(
+            !body.contains("# EOF") && !body.contains("# UNIT"),
+            "{body}"
+        );
+        for line in [
+            "# HELP myapp_processed_ops_total The total number of processed events",
+            "# TYPE myapp_processed_ops_total counter",
+            "# TYPE myapp_request_duration_seconds histogram",
+            "myapp_request_duration_seconds_bucket{le=\"1\"} ",
+        ] {
+            assert!(body.contains(line), "missing {line:?} in\n{body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn name_filters_return_only_the_named_families_in_every_format() {
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    let path = "/metrics?name[]=myapp_requests_in_flight&name[]=myapp_processed_ops_total&name[]=no_such_metric";
+    let (_, text) = metrics_body(&app, path, None).await;
+    let mut families: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .collect();
+    families.sort();
+    assert_eq!(
+        families,
+        [
+            "myapp_processed_ops_total counter",
+            "myapp_requests_in_flight gauge"
+        ]
+    );
+    let (_, openmetrics) = metrics_body(&app, path, Some(PROMETHEUS_3)).await;
+    let families: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .collect();
+    assert_eq!(
+        families,
+        [
+            "myapp_processed_ops counter",
+            "myapp_requests_in_flight gauge"
+        ]
+    );
+    let response = app
+        .client
+        .get(path)
+        .header("Accept", PROMETHEUS_PROTOBUF_FIRST)
+        .send()
+        .await;
+    let protobuf = decode_protobuf(&response.0.into_body().into_vec().await.unwrap());
+    let names: Vec<&str> = protobuf.iter().map(|family| family.name()).collect();
+    assert_eq!(
+        names,
+        ["myapp_processed_ops_total", "myapp_requests_in_flight"]
+    );
+    // Without name[], every family.
+    let (_, all) = metrics_body(&app, "/metrics", None).await;
+    assert!(all.lines().filter(|l| l.starts_with("# TYPE ")).count() > 10);
 }

@@ -10,6 +10,7 @@ mod metrics;
 mod open_files;
 mod openapi;
 mod overload;
+mod process;
 mod rolling_update;
 mod shutdown;
 mod work;

@@ -78,7 +78,7 @@ async fn metrics_are_served_in_the_text_format_with_its_content_type() {
     let app = TestApp::spawn(work(0, 0, 0.0)).await;
     let response = app.get("/metrics").await;
     response.assert_status_is_ok();
-    response.assert_content_type("text/plain; version=0.0.4; charset=utf-8");
+    response.assert_content_type("text/plain; version=0.0.4; charset=utf-8; escaping=underscores");
     let text = response.0.into_body().into_string().await.unwrap();
     for line in [
         "# HELP myapp_processed_ops_total The total number of processed events",

@@ -75,6 +75,7 @@ async fn spec_documents_every_operation_and_work_answers() {
     assert_eq!(
         formats,
         [
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
             "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
             "text/plain; version=0.0.4; charset=utf-8",
         ]

@@ -1,28 +1,18 @@
-//! `GET /metrics`, as Go's `promhttp.Handler()` serves it: the format the
-//! scraper's `Accept` header prefers (text or protobuf), gzip when its
-//! `Accept-Encoding` allows it, an optional bearer token, and the handler's own
-//! `promhttp_*` metrics.
+//! The `/metrics` operation: negotiation, the `name[]` filter, encoding,
+//! gzip, the bearer token, and the `promhttp_*` metrics that count scrapes.
 use std::{io::Write, sync::OnceLock};
 
 use flate2::{write::GzEncoder, Compression};
 use poem::http::{header, HeaderMap};
 use poem_openapi::{
+    param::Query,
     payload::{Binary, PlainText},
     ApiResponse, OpenApi, ResponseContent,
 };
-use prometheus::{
-    proto::MetricFamily, Encoder, IntCounterVec, IntGauge, Opts, ProtobufEncoder, Registry,
-    TextEncoder,
-};
+use prometheus::{proto::MetricFamily, IntCounterVec, IntGauge, Opts, Registry};
 
+use super::negotiation::{accepts_gzip, Format, Negotiated};
 use crate::metrics_token::MetricsToken;
-
-/// The `Content-Type` of the text exposition format.
-pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// The `Content-Type` of the protobuf exposition format (length-delimited
-/// `io.prometheus.client.MetricFamily` messages).
-pub const PROTOBUF_FORMAT: &str = prometheus::PROTOBUF_FORMAT;
 
 /// The value of `Vary` on every exposition: both request headers change the answer.
 pub const VARY: &str = "Accept-Encoding, Accept";
@@ -30,106 +20,8 @@ pub const VARY: &str = "Accept-Encoding, Accept";
 /// The status codes whose scrape counter exists, at 0, from the start, as in Go.
 const PREINITIALIZED_CODES: [&str; 3] = ["200", "500", "503"];
 
-/// An exposition format the endpoint can answer in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// The text format, version 0.0.4: the default.
-    Text,
-    /// The length-delimited protobuf format.
-    Protobuf,
-}
-
-impl Format {
-    /// The format that the `Accept` header prefers, as Go's `expfmt.Negotiate`
-    /// picks it: the media ranges by decreasing q-value (ties keep their order),
-    /// and the first that names protobuf (`proto=io.prometheus.client.MetricFamily;
-    /// encoding=delimited`) or the text format (`text/plain`, version 0.0.4 or
-    /// none) wins. Ranges with q=0 are refused; anything else, wildcards
-    /// included, leads to the text format.
-    pub fn negotiate(accept: Option<&str>) -> Self {
-        let mut ranges: Vec<(f32, mime::Mime)> = accept
-            .unwrap_or_default()
-            .split(',')
-            .filter_map(|range| range.trim().parse::<mime::Mime>().ok())
-            .map(|range| (quality(range.get_param("q").map(|q| q.as_str())), range))
-            .filter(|(q, _)| *q > 0.0)
-            .collect();
-        ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
-        ranges
-            .iter()
-            .find_map(|(_, range)| Self::named_by(range))
-            .unwrap_or(Format::Text)
-    }
-
-    fn named_by(range: &mime::Mime) -> Option<Self> {
-        let param = |name: &str| range.get_param(name).map(|value| value.as_str().to_owned());
-        match (range.type_().as_str(), range.subtype().as_str()) {
-            ("application", "vnd.google.protobuf")
-                if param("proto").as_deref() == Some("io.prometheus.client.MetricFamily")
-                    && param("encoding").as_deref() == Some("delimited") =>
-            {
-                Some(Format::Protobuf)
-            }
-            ("text", "plain") if matches!(param("version").as_deref(), None | Some("0.0.4")) => {
-                Some(Format::Text)
-            }
-            _ => None,
-        }
-    }
-
-    /// A short name for the logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Text => "text",
-            Format::Protobuf => "protobuf",
-        }
-    }
-
-    /// Encodes `families` in this format.
-    pub fn encode(self, families: &[MetricFamily]) -> prometheus::Result<Vec<u8>> {
-        let mut body = Vec::new();
-        match self {
-            Format::Text => TextEncoder::new().encode(families, &mut body)?,
-            Format::Protobuf => ProtobufEncoder::new().encode(families, &mut body)?,
-        }
-        Ok(body)
-    }
-}
-
-/// A q-value: 1 when absent, 0 when it does not parse (a malformed range is
-/// not an acceptable one).
-fn quality(q: Option<&str>) -> f32 {
-    match q {
-        None => 1.0,
-        Some(q) => q.trim().parse().unwrap_or(0.0),
-    }
-}
-
-/// Whether `Accept-Encoding` allows gzip: `gzip` with a q-value above 0, or
-/// `*` above 0 when gzip is not named.
-pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
-    let mut gzip = None;
-    let mut any = None;
-    for coding in accept_encoding.unwrap_or_default().split(',') {
-        let mut parts = coding.split(';');
-        let name = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let q = parts
-            .find_map(|param| {
-                let (key, value) = param.split_once('=')?;
-                key.trim().eq_ignore_ascii_case("q").then_some(value)
-            })
-            .map_or(1.0, |q| quality(Some(q)));
-        match name.as_str() {
-            "gzip" | "x-gzip" => gzip = Some(q),
-            "*" => any = Some(q),
-            _ => {}
-        }
-    }
-    gzip.or(any).is_some_and(|q| q > 0.0)
-}
-
 /// `body` compressed with gzip.
-pub fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     encoder.write_all(body)?;
     encoder.finish()
@@ -187,6 +79,9 @@ pub enum Exposition {
     /// The text exposition format.
     #[oai(content_type = "text/plain; version=0.0.4; charset=utf-8")]
     Text(Binary<Vec<u8>>),
+    /// OpenMetrics text (version 1.0.0, or 0.0.1 when asked under that name).
+    #[oai(content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")]
+    OpenMetrics(Binary<Vec<u8>>),
     /// Length-delimited `io.prometheus.client.MetricFamily` protobuf messages.
     #[oai(
         content_type = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
@@ -197,12 +92,16 @@ pub enum Exposition {
 /// Answers of `GET /metrics`.
 #[derive(ApiResponse)]
 pub enum MetricsResponse {
-    /// Every metric of the default registry, in the text format unless the
-    /// `Accept` header prefers protobuf; gzip-compressed when `Accept-Encoding`
-    /// allows gzip.
+    /// Every metric of the default registry (or those that `name[]` names):
+    /// OpenMetrics or protobuf when `Accept` prefers it, else the text format;
+    /// gzip-compressed when `Accept-Encoding` allows gzip.
     #[oai(status = 200)]
     Ok(
         Exposition,
+        /// The format, with the `escaping` parameter as Go's expfmt writes it,
+        /// e.g. `text/plain; version=0.0.4; charset=utf-8; escaping=underscores`.
+        #[oai(header = "Content-Type")]
+        String,
         /// `gzip` when the body is compressed; absent otherwise.
         #[oai(header = "Content-Encoding")]
         Option<String>,
@@ -228,8 +127,9 @@ impl MetricsResponse {
     /// The exposition of `families` that `headers` ask for.
     pub fn exposition(families: &[MetricFamily], headers: &HeaderMap) -> Self {
         let header = |name| headers.get(name).and_then(|value| value.to_str().ok());
-        let format = Format::negotiate(header(header::ACCEPT));
+        let negotiated = Negotiated::from_accept(header(header::ACCEPT));
         let compress = accepts_gzip(header(header::ACCEPT_ENCODING));
+        let format = negotiated.format;
         let body = match format.encode(families) {
             Ok(body) => body,
             Err(err) => return Self::failed(format!("failed to encode metrics: {err}")),
@@ -250,9 +150,10 @@ impl MetricsResponse {
         );
         let body = match format {
             Format::Text => Exposition::Text(Binary(body)),
+            Format::OpenMetrics | Format::OpenMetricsV001 => Exposition::OpenMetrics(Binary(body)),
             Format::Protobuf => Exposition::Protobuf(Binary(body)),
         };
-        Self::Ok(body, encoding, VARY.to_string())
+        Self::Ok(body, negotiated.content_type(), encoding, VARY.to_string())
     }
 
     fn failed(reason: String) -> Self {
@@ -277,6 +178,15 @@ impl MetricsResponse {
     }
 }
 
+/// The families whose names are in `names`, in their order; all of them when
+/// `names` is empty (promhttp's `name[]` filter).
+fn only_named(mut families: Vec<MetricFamily>, names: &[String]) -> Vec<MetricFamily> {
+    if !names.is_empty() {
+        families.retain(|family| names.iter().any(|name| name == family.name()));
+    }
+    families
+}
+
 /// The `/metrics` operation.
 pub struct MetricsApi {
     token: Option<MetricsToken>,
@@ -293,28 +203,33 @@ impl MetricsApi {
 impl MetricsApi {
     /// Prometheus metrics
     ///
-    /// Scraped by Prometheus. Content negotiation as Go's promhttp does it:
-    /// the text format (version 0.0.4) by default, the length-delimited
-    /// protobuf format when `Accept` prefers it (q-values honoured); gzip when
+    /// Scraped by Prometheus. Content negotiation as Go's promhttp does it
+    /// with OpenMetrics enabled: OpenMetrics 1.0.0 text or the
+    /// length-delimited protobuf format when `Accept` prefers it (q-values
+    /// honoured), otherwise the text format (version 0.0.4); gzip when
     /// `Accept-Encoding` allows it. With `--metrics-token-file`, requires
     /// `Authorization: Bearer <token>`. Requests to this path are not counted
     /// in the `myapp_*` request metrics, but in
     /// `promhttp_metric_handler_requests_total`.
     #[oai(path = "/metrics", method = "get")]
-    async fn metrics(&self, headers: &HeaderMap) -> MetricsResponse {
+    async fn metrics(
+        &self,
+        headers: &HeaderMap,
+        /// Only the metric families with these names (repeat it:
+        /// `?name[]=a&name[]=b`), as client_golang's promhttp; all of them
+        /// when absent. A name that no family has adds nothing.
+        #[oai(name = "name[]")]
+        names: Query<Option<Vec<String>>>,
+    ) -> MetricsResponse {
         let scrapes = SCRAPE_METRICS
             .get()
             .expect("metrics::init runs before the app is built");
         scrapes.in_flight.inc();
-        let authorized = self.token.as_ref().is_none_or(|token| {
-            token.authorizes(
-                headers
-                    .get(header::AUTHORIZATION)
-                    .and_then(|value| value.to_str().ok()),
+        let response = if MetricsToken::admits(self.token.as_ref(), headers) {
+            MetricsResponse::exposition(
+                &only_named(prometheus::gather(), names.as_deref().unwrap_or_default()),
+                headers,
             )
-        });
-        let response = if authorized {
-            MetricsResponse::exposition(&prometheus::gather(), headers)
         } else {
             MetricsResponse::unauthorized()
         };
@@ -336,62 +251,6 @@ mod tests {
 
     use super::*;
 
-    const PROMETHEUS_2_NATIVE: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3,*/*;q=0.1";
-    const PROMETHEUS_2_42_NATIVE: &str = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-    const PROMETHEUS_2_CLASSIC: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-
-    #[test]
-    fn negotiation_follows_the_q_values_of_the_accept_header() {
-        let cases = [
-            (None, Format::Text),
-            (Some(""), Format::Text),
-            (Some("*/*"), Format::Text),
-            (Some("text/plain"), Format::Text),
-            (Some(PROMETHEUS_2_NATIVE), Format::Protobuf),
-            (Some(PROMETHEUS_2_42_NATIVE), Format::Protobuf),
-            (Some(PROMETHEUS_2_CLASSIC), Format::Text),
-            // Text preferred by its q-value, though named second.
-            (Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.2,text/plain;version=0.0.4;q=0.9"), Format::Text),
-            // Equal q-values: the first named wins.
-            (Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited, text/plain"), Format::Protobuf),
-            // q=0 refuses protobuf.
-            (Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0"), Format::Text),
-            // Not the delimited encoding, or not MetricFamily: not something we serve.
-            (Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text"), Format::Text),
-            (Some("application/vnd.google.protobuf;proto=other.Message;encoding=delimited"), Format::Text),
-            (Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.4,text/plain;version=1.0.0;q=0.9"), Format::Protobuf),
-            (Some("garbage;;;,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"), Format::Protobuf),
-        ];
-        for (accept, expected) in cases {
-            assert_eq!(Format::negotiate(accept), expected, "Accept: {accept:?}");
-        }
-    }
-
-    #[test]
-    fn gzip_is_used_when_accept_encoding_allows_it() {
-        let cases = [
-            (None, false),
-            (Some(""), false),
-            (Some("gzip"), true),
-            (Some("GZIP"), true),
-            (Some("deflate, gzip;q=0.5"), true),
-            (Some("gzip; q=0"), false),
-            (Some("gzip;q=0.000"), false),
-            (Some("br, deflate"), false),
-            (Some("identity"), false),
-            (Some("*"), true),
-            (Some("*;q=0"), false),
-            (Some("gzip;q=0, *"), false),
-        ];
-        for (accept_encoding, expected) in cases {
-            assert_eq!(
-                accepts_gzip(accept_encoding),
-                expected,
-                "Accept-Encoding: {accept_encoding:?}"
-            );
-        }
-    }
-
     fn families() -> Vec<MetricFamily> {
         let registry = Registry::new();
         let counter = IntCounter::new("test_total", "A test counter").unwrap();
@@ -407,26 +266,28 @@ mod tests {
             .collect()
     }
 
-    fn body_of(response: MetricsResponse) -> (&'static str, Option<String>, Vec<u8>) {
-        match response {
-            MetricsResponse::Ok(Exposition::Text(Binary(body)), encoding, vary) => {
-                assert_eq!(vary, VARY);
-                ("text", encoding, body)
-            }
-            MetricsResponse::Ok(Exposition::Protobuf(Binary(body)), encoding, vary) => {
-                assert_eq!(vary, VARY);
-                ("protobuf", encoding, body)
-            }
-            other => panic!("not an exposition: status {}", other.code()),
-        }
+    /// (Content-Type, Content-Encoding, body) of a 200.
+    fn body_of(response: MetricsResponse) -> (String, Option<String>, Vec<u8>) {
+        let MetricsResponse::Ok(exposition, content_type, encoding, vary) = response else {
+            panic!("not an exposition: status {}", response.code());
+        };
+        assert_eq!(vary, VARY);
+        let body = match exposition {
+            Exposition::Text(Binary(body))
+            | Exposition::OpenMetrics(Binary(body))
+            | Exposition::Protobuf(Binary(body)) => body,
+        };
+        (content_type, encoding, body)
     }
+
+    const TEXT: &str = "text/plain; version=0.0.4; charset=utf-8; escaping=underscores";
 
     #[test]
     fn the_exposition_is_gzipped_when_asked_and_decompresses_to_the_plain_one() {
         let plain = body_of(MetricsResponse::exposition(&families(), &HeaderMap::new()));
         assert_eq!(
-            (plain.0, plain.1.as_deref()),
-            ("text", None),
+            (plain.0.as_str(), plain.1.as_deref()),
+            (TEXT, None),
             "no headers: plain text"
         );
         assert_eq!(
@@ -437,7 +298,10 @@ mod tests {
             &families(),
             &headers(&[(header::ACCEPT_ENCODING, "gzip")]),
         ));
-        assert_eq!((zipped.0, zipped.1.as_deref()), ("text", Some("gzip")));
+        assert_eq!(
+            (zipped.0.as_str(), zipped.1.as_deref()),
+            (TEXT, Some("gzip"))
+        );
         let mut unzipped = Vec::new();
         flate2::read::GzDecoder::new(&zipped.2[..])
             .read_to_end(&mut unzipped)
@@ -446,12 +310,33 @@ mod tests {
     }
 
     #[test]
+    fn plain_clients_get_the_0_0_4_text_byte_for_byte() {
+        let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        for accept in ["*/*", "text/plain", "text/plain; version=0.0.4", browser] {
+            let (content_type, encoding, body) = body_of(MetricsResponse::exposition(
+                &families(),
+                &headers(&[(header::ACCEPT, accept)]),
+            ));
+            assert_eq!((content_type.as_str(), encoding), (TEXT, None), "{accept}");
+            assert_eq!(
+                String::from_utf8(body).unwrap(),
+                "# HELP test_total A test counter\n# TYPE test_total counter\ntest_total 7\n",
+                "{accept}"
+            );
+        }
+    }
+
+    #[test]
     fn a_family_that_cannot_be_encoded_answers_500_with_the_reason() {
         // The encoders refuse a family without a metric.
         let mut empty = MetricFamily::default();
         empty.set_name("empty".to_string());
         empty.set_help("no metric".to_string());
-        for accept in ["text/plain", PROTOBUF_FORMAT] {
+        for accept in [
+            "text/plain",
+            "application/openmetrics-text; version=1.0.0",
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+        ] {
             let response = MetricsResponse::exposition(
                 std::slice::from_ref(&empty),
                 &headers(&[(header::ACCEPT, accept)]),
@@ -480,5 +365,34 @@ mod tests {
              promhttp_metric_handler_requests_total{code=\"500\"} 0\n\
              promhttp_metric_handler_requests_total{code=\"503\"} 0\n"
         );
+    }
+
+    #[test]
+    fn name_filters_keep_the_named_families_only() {
+        let registry = Registry::new();
+        for name in ["a_total", "b_total", "c_total"] {
+            registry
+                .register(Box::new(IntCounter::new(name, "help").unwrap()))
+                .unwrap();
+        }
+        let names = |families: Vec<MetricFamily>| -> Vec<String> {
+            families.iter().map(|f| f.name().to_string()).collect()
+        };
+        let cases: [(&[&str], &[&str]); 5] = [
+            (&[], &["a_total", "b_total", "c_total"]),
+            (&["c_total", "a_total"], &["a_total", "c_total"]),
+            (&["b_total"], &["b_total"]),
+            // Names as the families have them: a counter's includes `_total`.
+            (&["b"], &[]),
+            (&["missing", "a_total"], &["a_total"]),
+        ];
+        for (filter, expected) in cases {
+            let filter: Vec<String> = filter.iter().map(|n| n.to_string()).collect();
+            assert_eq!(
+                names(only_named(registry.gather(), &filter)),
+                expected,
+                "name[]={filter:?}"
+            );
+        }
     }
 }

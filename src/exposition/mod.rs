@@ -1,0 +1,33 @@
+//! `GET /metrics`, as Go's `promhttp.Handler()` serves it with OpenMetrics
+//! enabled: the format the scraper's `Accept` prefers, gzip when its
+//! `Accept-Encoding` allows it, an optional bearer token, the `name[]`
+//! filter, and the handler's own `promhttp_*` metrics.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `negotiation.rs` | `Accept` and `Accept-Encoding`: format, escaping, gzip |
+//! | `text.rs` | the 0.0.4 text format (the crate's encoder) |
+//! | `openmetrics.rs` | the OpenMetrics 1.0.0 text format |
+//! | `protobuf.rs` | the length-delimited protobuf format (the crate's encoder) |
+//! | `handler.rs` | the operation, its answers and its `promhttp_*` metrics |
+mod handler;
+mod negotiation;
+mod openmetrics;
+mod protobuf;
+mod text;
+
+pub use handler::{init, Exposition, MetricsApi, MetricsResponse, ScrapeMetrics, VARY};
+pub use negotiation::{accepts_gzip, Escaping, Format, Negotiated};
+
+use prometheus::proto::MetricFamily;
+
+impl Format {
+    /// Encodes `families` in this format.
+    pub fn encode(self, families: &[MetricFamily]) -> prometheus::Result<Vec<u8>> {
+        match self {
+            Format::Text => text::encode(families),
+            Format::OpenMetrics | Format::OpenMetricsV001 => openmetrics::encode(families),
+            Format::Protobuf => protobuf::encode(families),
+        }
+    }
+}

@@ -1,0 +1,303 @@
+//! The OpenMetrics 1.0.0 text format, written as client_golang's
+//! `expfmt.MetricFamilyToOpenMetrics` writes it: counter families named
+//! without `_total` in `# HELP` and `# TYPE` (their samples keep it), `# UNIT`
+//! for families named after a unit, numbers in Go's shortest form with `.0`
+//! on whole ones (`le="1.0"`), double quotes escaped in help texts too, and
+//! `# EOF` last.
+use std::fmt::Write;
+
+use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
+
+/// Encodes `families` as OpenMetrics text, refusing a family without a
+/// metric as the crate's encoders do.
+pub(super) fn encode(families: &[MetricFamily]) -> prometheus::Result<Vec<u8>> {
+    let mut out = String::new();
+    for family in families {
+        if family.get_metric().is_empty() {
+            return Err(prometheus::Error::Msg(format!(
+                "MetricFamily has no metrics: {family:?}"
+            )));
+        }
+        write_family(&mut out, family);
+    }
+    out.push_str("# EOF\n");
+    Ok(out.into_bytes())
+}
+
+/// The unit a family's name ends with, among the base units our families
+/// use (OpenMetrics asks the name to end with `_<unit>` when one is given).
+fn unit(name: &str) -> Option<&'static str> {
+    ["seconds", "bytes"].into_iter().find(|unit| {
+        name.strip_suffix(unit)
+            .is_some_and(|rest| rest.ends_with('_'))
+    })
+}
+
+fn write_family(out: &mut String, family: &MetricFamily) {
+    let name = family.name();
+    let kind = family.get_field_type();
+    let counter_total = kind == MetricType::COUNTER && name.ends_with("_total");
+    let family_name = if counter_total {
+        &name[..name.len() - "_total".len()]
+    } else {
+        name
+    };
+    if !family.help().is_empty() {
+        let _ = writeln!(out, "# HELP {family_name} {}", escape(family.help()));
+    }
+    let type_name = match kind {
+        MetricType::COUNTER if counter_total => "counter",
+        MetricType::COUNTER | MetricType::UNTYPED => "unknown",
+        MetricType::GAUGE => "gauge",
+        MetricType::SUMMARY => "summary",
+        MetricType::HISTOGRAM => "histogram",
+    };
+    let _ = writeln!(out, "# TYPE {family_name} {type_name}");
+    if let Some(unit) = unit(family_name) {
+        let _ = writeln!(out, "# UNIT {family_name} {unit}");
+    }
+    for metric in family.get_metric() {
+        match kind {
+            MetricType::COUNTER => {
+                sample(
+                    out,
+                    name,
+                    metric,
+                    None,
+                    &float(metric.get_counter().value()),
+                );
+            }
+            MetricType::GAUGE => {
+                sample(out, name, metric, None, &float(metric.get_gauge().value()))
+            }
+            MetricType::UNTYPED => {
+                sample(
+                    out,
+                    name,
+                    metric,
+                    None,
+                    &float(metric.untyped.get_or_default().value()),
+                );
+            }
+            MetricType::SUMMARY => {
+                let summary = metric.get_summary();
+                for quantile in summary.get_quantile() {
+                    let q = float(quantile.quantile());
+                    sample(
+                        out,
+                        name,
+                        metric,
+                        Some(("quantile", &q)),
+                        &float(quantile.value()),
+                    );
+                }
+                sample(
+                    out,
+                    &format!("{name}_sum"),
+                    metric,
+                    None,
+                    &float(summary.sample_sum()),
+                );
+                let count = summary.sample_count().to_string();
+                sample(out, &format!("{name}_count"), metric, None, &count);
+            }
+            MetricType::HISTOGRAM => {
+                let histogram = metric.get_histogram();
+                let bucket_name = format!("{name}_bucket");
+                let mut inf_seen = false;
+                for bucket in histogram.get_bucket() {
+                    let le = float(bucket.upper_bound());
+                    inf_seen |= bucket.upper_bound() == f64::INFINITY;
+                    let count = bucket.cumulative_count().to_string();
+                    sample(out, &bucket_name, metric, Some(("le", &le)), &count);
+                }
+                let count = histogram.get_sample_count().to_string();
+                if !inf_seen {
+                    sample(out, &bucket_name, metric, Some(("le", "+Inf")), &count);
+                }
+                let sum = float(histogram.get_sample_sum());
+                sample(out, &format!("{name}_sum"), metric, None, &sum);
+                sample(out, &format!("{name}_count"), metric, None, &count);
+            }
+        }
+    }
+}
+
+/// One sample line: the name, the metric's labels and `extra`, the value.
+fn sample(out: &mut String, name: &str, metric: &Metric, extra: Option<(&str, &str)>, value: &str) {
+    out.push_str(name);
+    write_labels(out, metric.get_label(), extra);
+    out.push(' ');
+    out.push_str(value);
+    out.push('\n');
+}
+
+fn write_labels(out: &mut String, labels: &[LabelPair], extra: Option<(&str, &str)>) {
+    let pairs = labels
+        .iter()
+        .map(|label| (label.name(), label.value()))
+        .chain(extra);
+    let mut separator = '{';
+    for (name, value) in pairs {
+        let _ = write!(out, "{separator}{name}=\"{}\"", escape(value));
+        separator = ',';
+    }
+    if separator == ',' {
+        out.push('}');
+    }
+}
+
+/// `\`, newline and `"` escaped, as OpenMetrics asks in label values and
+/// help texts.
+fn escape(text: &str) -> String {
+    text.replace('\\', r"\\")
+        .replace('\n', r"\n")
+        .replace('"', r#"\""#)
+}
+
+/// A number as Go's `strconv.FormatFloat(f, 'g', -1, 64)` writes it (the
+/// shortest digits that read back exactly, an exponent below 1e-4 and from
+/// 1e6 on: `1e-05`, `1.2345678e+07`), with `.0` added to whole numbers, and
+/// `+Inf`, `-Inf`, `NaN`: expfmt's `writeOpenMetricsFloat`.
+fn float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".to_string();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
+    }
+    if f == 0.0 {
+        return "0.0".to_string();
+    }
+    let scientific = format!("{f:e}");
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .expect("`{:e}` writes an exponent");
+    let exponent: i32 = exponent.parse().expect("a decimal exponent");
+    let text = if !(-4..6).contains(&exponent) {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exponent.abs())
+    } else {
+        f.to_string()
+    };
+    if text.contains(['.', 'e']) {
+        text
+    } else {
+        text + ".0"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+
+    use super::*;
+
+    #[test]
+    fn numbers_are_written_as_go_writes_them() {
+        // What `strconv.FormatFloat(f, 'g', -1, 64)` printed for these (go1.19),
+        // with expfmt's `.0` on whole numbers.
+        let cases = [
+            (1e6, "1e+06"),
+            (123456.0, "123456.0"),
+            (1234567.0, "1.234567e+06"),
+            (0.00001, "1e-05"),
+            (0.0001, "0.0001"),
+            (2.5, "2.5"),
+            (1e21, "1e+21"),
+            (18446744073709551615.0, "1.8446744073709552e+19"),
+            (12345678.0, "1.2345678e+07"),
+            (100000.0, "100000.0"),
+            (1234567.5, "1.2345675e+06"),
+            (0.000123, "0.000123"),
+            (1.5e-7, "1.5e-07"),
+            (999999.9, "999999.9"),
+            (-2e7, "-2e+07"),
+            (5e-324, "5e-324"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (1.0, "1.0"),
+            (-1.0, "-1.0"),
+            (0.0, "0.0"),
+            (-0.0, "0.0"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (f64::NAN, "NaN"),
+        ];
+        for (number, expected) in cases {
+            assert_eq!(float(number), expected, "{number:e}");
+        }
+    }
+
+    #[test]
+    fn a_registry_is_written_as_the_openmetrics_spec_shows_it() {
+        let registry = Registry::new();
+        let counter = IntCounterVec::new(
+            Opts::new("requests_total", "Requests \"served\"\\by\nstatus"),
+            &["status"],
+        )
+        .unwrap();
+        counter.with_label_values(&["200"]).inc_by(7);
+        counter.with_label_values(&["a\"b\\c\nd"]).inc();
+        let histogram = Histogram::with_opts(
+            HistogramOpts::new("latency_seconds", "Latency").buckets(vec![0.5, 1.0, 2.5]),
+        )
+        .unwrap();
+        for value in [0.25, 0.75, 3.0] {
+            histogram.observe(value);
+        }
+        let gauge = IntGauge::new("memory_bytes", "Memory").unwrap();
+        gauge.set(12345678);
+        let not_total = prometheus::IntCounter::new("events", "Events").unwrap();
+        registry.register(Box::new(counter)).unwrap();
+        registry.register(Box::new(histogram)).unwrap();
+        registry.register(Box::new(gauge)).unwrap();
+        registry.register(Box::new(not_total)).unwrap();
+        let text = String::from_utf8(encode(&registry.gather()).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "# HELP events Events\n\
+             # TYPE events unknown\n\
+             events 0.0\n\
+             # HELP latency_seconds Latency\n\
+             # TYPE latency_seconds histogram\n\
+             # UNIT latency_seconds seconds\n\
+             latency_seconds_bucket{le=\"0.5\"} 1\n\
+             latency_seconds_bucket{le=\"1.0\"} 2\n\
+             latency_seconds_bucket{le=\"2.5\"} 2\n\
+             latency_seconds_bucket{le=\"+Inf\"} 3\n\
+             latency_seconds_sum 4.0\n\
+             latency_seconds_count 3\n\
+             # HELP memory_bytes Memory\n\
+             # TYPE memory_bytes gauge\n\
+             # UNIT memory_bytes bytes\n\
+             memory_bytes 1.2345678e+07\n\
+             # HELP requests Requests \\\"served\\\"\\\\by\\nstatus\n\
+             # TYPE requests counter\n\
+             requests_total{status=\"200\"} 7.0\n\
+             requests_total{status=\"a\\\"b\\\\c\\nd\"} 1.0\n\
+             # EOF\n"
+        );
+    }
+
+    #[test]
+    fn units_are_whole_words_at_the_end_of_the_name() {
+        assert_eq!(unit("process_cpu_seconds"), Some("seconds"));
+        assert_eq!(unit("process_resident_memory_bytes"), Some("bytes"));
+        assert_eq!(unit("myapp_build_info"), None);
+        assert_eq!(unit("kilobytes"), None);
+        assert_eq!(unit("bytes"), None);
+    }
+
+    #[test]
+    fn a_family_without_metrics_is_refused() {
+        let mut empty = MetricFamily::default();
+        empty.set_name("empty".to_string());
+        let why = prometheus::Error::Msg(format!("MetricFamily has no metrics: {empty:?}"));
+        assert_eq!(
+            encode(std::slice::from_ref(&empty))
+                .unwrap_err()
+                .to_string(),
+            why.to_string()
+        );
+    }
+}
