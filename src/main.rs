@@ -64,6 +64,8 @@ async fn main() -> ExitCode {
         buckets = %config.buckets,
         shutdown_timeout_secs = config.shutdown_timeout().as_secs(),
         shutdown_delay_secs = config.shutdown_delay_secs,
+        header_timeout_secs = config.header_timeout_secs,
+        max_in_flight = config.max_in_flight,
         open_files_limit = open_files.map(|limit| limit.soft),
         "listening"
     );

@@ -330,7 +330,7 @@ impl Binary {
         Self::spawn(command)
     }
 
-    fn spawn(mut command: Command) -> Self {
+    pub fn spawn(mut command: Command) -> Self {
         let mut child = command
             .stdout(Stdio::piped())
             .spawn()

@@ -1,5 +1,6 @@
 //! Integration tests: the app in-process, on a real socket, and as the real binary.
 mod binary;
+mod claims;
 mod concurrency;
 mod exactness;
 mod exposition;
