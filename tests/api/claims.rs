@@ -212,6 +212,10 @@ async fn the_token_reaches_no_log_even_at_trace() {
     assert_eq!(status.code(), Some(0));
     // Every level is on: the scrapes' DEBUG lines are there (nothing in the
     // process logs at TRACE).
-    assert_eq!(logs.matches(" DEBUG myapp::exposition").count(), 1, "{logs}");
+    assert_eq!(
+        logs.matches(" DEBUG myapp::exposition").count(),
+        1,
+        "{logs}"
+    );
     assert!(!logs.contains("tr4ce-t0ken"), "{logs}");
 }

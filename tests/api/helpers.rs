@@ -260,10 +260,12 @@ impl Snapshot {
     }
 }
 
-/// Checks what `n` more requests with delays in `[min_ms, max_ms]` did to the
-/// histogram: count and +Inf grew by `n`, buckets stay cumulative, and the sum
-/// grew by at least `n * min` and at most `n * (max + slack)`, where `slack`
-/// bounds the time spent outside the sleep (scheduling, the middleware).
+/// Checks what `n` more requests with delays drawn uniformly from the whole
+/// milliseconds in `[min_ms, max_ms]` did to the histogram: count and +Inf
+/// grew by `n`, buckets stay cumulative, and the sum grew by at least the sum
+/// of the draws' mean less 6 standard deviations (a request lasts at least its
+/// delay) and at most `n * (max + slack)`, where `slack` bounds the time spent
+/// outside the sleep (scheduling, the middleware).
 pub fn assert_histogram_grew(
     before: &Snapshot,
     after: &Snapshot,
@@ -284,9 +286,12 @@ pub fn assert_histogram_grew(
         after.buckets
     );
     let sum = after.sum - before.sum;
+    let (n, min, max) = (n as f64, min_ms as f64, max_ms as f64);
+    let mean = (min + max) / 2.0;
+    let variance = ((max - min + 1.0).powi(2) - 1.0) / 12.0;
     let (low, high) = (
-        n as f64 * min_ms as f64 / 1000.0,
-        n as f64 * (max_ms as f64 / 1000.0 + slack_secs),
+        (n * mean - 6.0 * (n * variance).sqrt()) / 1000.0,
+        n * (max / 1000.0 + slack_secs),
     );
     assert!(
         sum >= low && sum <= high,
