@@ -167,10 +167,11 @@ done
 values_before
 
 # --- the traffic ------------------------------------------------------------------
-# Each line: replica, status, and curl's time_pretransfer and time_starttransfer
-# (between them lies the server's whole handling of the request).
+# Each line: replica, status, and curl's time_connect and time_starttransfer
+# (between them lies the server's whole handling of the request; curl may send
+# the request before it notes time_pretransfer, so that one cannot serve).
 for i in $(seq 0 $((REQUESTS - 1))); do echo "${public[${names[i % 3]}]}"; done |
-  xargs -P 10 -I{} curl -s -o /dev/null -w '{} %{http_code} %{time_pretransfer} %{time_starttransfer}\n' "http://{}/work" >"$out/statuses.txt"
+  xargs -P 10 -I{} curl -s -o /dev/null -w '{} %{http_code} %{time_connect} %{time_starttransfer}\n' "http://{}/work" >"$out/statuses.txt"
 declare -A sent
 for name in "${names[@]}"; do
   for status in 200 500; do

@@ -14,8 +14,8 @@ and note the time. `check` prints one line per check, "ok<TAB>what" or
 
 Where the expected figures come from:
 - counts and statuses from curl's own lines (FILE: "public status
-  time_pretransfer time_starttransfer");
-- latencies from curl's time_starttransfer - time_pretransfer, which contains
+  time_connect time_starttransfer");
+- latencies from curl's time_starttransfer - time_connect, which contains
   the server's whole handling of a request (the histogram's observation) plus
   loopback transfer: each observation lies in [client - slack, client];
 - the workload gauges from the flags the replicas were started with;
@@ -153,7 +153,7 @@ def close(got, want, rel=EXACT):
 
 
 def fmt(x):
-    return "%.6g" % x
+    return "%.9g" % x
 
 
 # --- the checks ----------------------------------------------------------------------
@@ -165,7 +165,8 @@ class Checker:
         self.others = [u for k, u in (kv.split("=", 1) for kv in args.prometheus) if k != args.kind]
         self.replicas = state["replicas"]
         self.by_metrics = {r["metrics"]: name for name, r in self.replicas.items()}
-        self.at = state["snapshot"]["time"]
+        # Prometheus evaluates at whole milliseconds.
+        self.at = round(state["snapshot"]["time"], 3)
         # The rate window: from the `before` note (so it holds the zero
         # samples before the traffic) to the snapshot, in whole seconds.
         self.window = math.ceil(self.at - state["before"]["time"]) + 1
@@ -183,10 +184,10 @@ class Checker:
         self.sent = {name: {} for name in self.replicas}     # name -> status -> count
         self.client = {name: [] for name in self.replicas}   # name -> [seconds]
         for line in Path(self.args.traffic).read_text().splitlines():
-            public, status, pretransfer, starttransfer = line.split()
+            public, status, connected, starttransfer = line.split()
             name = by_public[public]
             self.sent[name][status] = self.sent[name].get(status, 0) + 1
-            self.client[name].append(float(starttransfer) - float(pretransfer))
+            self.client[name].append(float(starttransfer) - float(connected))
 
     def total(self, name, statuses=None):
         return sum(n for s, n in self.sent[name].items() if statuses is None or s in statuses)
@@ -599,13 +600,34 @@ class Checker:
         nonzero = " ".join(f"{n}:{s}/{o}={fmt(v)}" for (n, s, o), v in sorted(got.items()) if v)
         self.report(got == want, f"myapp_workload_changes_total: {nonzero}, every other 0 "
                     "[exact: one flag/applied at start-up, plus the test's PUTs]")
-        fds = self.by_label(query(self.url, "process_open_fds", at), "instance")
+        # At rest /proc/PID/fd lists the listeners, the runtime's and the
+        # scrape connections; a scrape sees one more, the directory its
+        # collector lists, and up to two more when the other server's scrape
+        # of the same target (same offset in the interval) collects at once.
+        fds = query(self.url, "process_open_fds[4s]", at)
+        parts, ok = [], len(fds) == len(self.replicas)
+        for metric, samples in sorted(fds, key=lambda r: r[0]["instance"]):
+            name = self.by_metrics[metric["instance"]]
+            listed = self.snap(name)["fds"]
+            values = [v for _, v in samples]
+            ok &= all(listed + 1 <= v <= listed + 3 for v in values) and min(values) == listed + 1
+            parts.append(f"{name} {'/'.join(fmt(v) for v in values)} (/proc/PID/fd lists {listed})")
+        self.report(ok, f"process_open_fds, last 4 s: {', '.join(parts)} [/proc/PID/fd + 1 at least once, "
+                    "+1..+3 each: a concurrent scrape by the other server holds up to 2 more]")
+        # Mean latency: every observation lies in [client - slack, client].
+        sums = self.by_label(query(self.url, "myapp_request_duration_seconds_sum", at), "instance")
+        counts = self.by_label(query(self.url, "myapp_request_duration_seconds_count", at), "instance")
         parts, ok = [], True
         for name, r in sorted(self.replicas.items()):
-            value, listed = fds.get(r["metrics"], math.nan), self.snap(name)["fds"]
-            ok &= value == listed + 1
-            parts.append(f"{name} {fmt(value)} (/proc/PID/fd lists {listed})")
-        self.report(ok, f"process_open_fds: {', '.join(parts)} [exact: /proc/PID/fd + 1, the directory the collector lists]")
+            n = self.total(name)
+            client = sum(self.client[name]) / n
+            count = counts.get(r["metrics"], math.nan)
+            mean = sums.get(r["metrics"], math.nan) / count
+            ok &= count == n and client - self.slack <= mean <= client
+            parts.append(f"{name} {mean * 1000:.3f} ms over {fmt(count)} (curl {client * 1000:.3f} ms over {n}, "
+                         f"{(client - mean) * 1000:.3f} ms more)")
+        self.report(ok, f"mean latency sum/count: {', '.join(parts)} [count exact; mean in "
+                    f"[curl's mean - {self.args.slack_ms:g} ms, curl's mean]]")
         cpu = self.by_label(query(self.url, "process_cpu_seconds_total", at), "instance")
         parts, ok = [], True
         for name, r in sorted(self.replicas.items()):
