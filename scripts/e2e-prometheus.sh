@@ -82,7 +82,7 @@ values_check() {
       esac
     done < <(python3 scripts/e2e-values.py check "$values_state" --traffic "$out/statuses.txt" \
       --prometheus "text=${prom[text]}" --prometheus "protobuf=${prom[protobuf]}" --kind "$kind" \
-      --buckets "$buckets" --slack-ms "${VALUES_SLACK_MS:-5}" 2>&1 || echo "FAIL	e2e-values.py check failed")
+      --buckets "$buckets" 2>&1 || echo "FAIL	e2e-values.py check failed")
   done
 }
 

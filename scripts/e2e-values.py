@@ -5,7 +5,7 @@ every dashboard query against a figure computed without myapp's help.
     e2e-values.py before   STATE --replica NAME=PUBLIC,METRICS,PID,FLAGS ...
     e2e-values.py snapshot STATE
     e2e-values.py check    STATE --traffic FILE --prometheus KIND=URL ... --kind KIND
-                                 --buckets 0.005,0.01,... --slack-ms 5
+                                 --buckets 0.005,0.01,...
 
 `before` (after Prometheus scrapes every replica, before any traffic) and
 `snapshot` (once the traffic's last scrape is in) read /proc for each replica
@@ -15,9 +15,12 @@ and note the time. `check` prints one line per check, "ok<TAB>what" or
 Where the expected figures come from:
 - counts and statuses from curl's own lines (FILE: "public status
   time_connect time_starttransfer");
-- latencies from curl's time_starttransfer - time_connect, which contains
-  the server's whole handling of a request (the histogram's observation) plus
-  loopback transfer: each observation lies in [client - slack, client];
+- latencies: each observation lies between the delay the workload drew for
+  the request (uniform between the replica's flags, or its slow delay; a
+  timer never fires early) and curl's time_starttransfer - time_connect, which
+  holds the server's whole handling of the request; the drawn delays are
+  known as a distribution, so bounds from them allow 4 standard deviations
+  of sampling error;
 - the workload gauges from the flags the replicas were started with;
 - CPU, memory, descriptors and connections from /proc/PID;
 - tokio_workers from the replica's CPU affinity (what nproc prints), the
@@ -158,6 +161,9 @@ def fmt(x):
 
 # --- the checks ----------------------------------------------------------------------
 class Checker:
+    LATENCY = ("through the bucket layout, each request between its drawn delay (the replica's uniform "
+               "draw, 4 sd) and curl's connect-to-first-byte time")
+
     def __init__(self, args, state):
         self.args = args
         self.state = state
@@ -172,7 +178,6 @@ class Checker:
         self.window = math.ceil(self.at - state["before"]["time"]) + 1
         self.failed = 0
         self.buckets = [float(b) for b in args.buckets.split(",")] + [math.inf]
-        self.slack = args.slack_ms / 1000
         self.load_traffic()
 
     def report(self, ok, text):
@@ -220,27 +225,49 @@ class Checker:
         for choice in itertools.product(*(factors[n] for n in names)):
             yield dict(zip(names, choice))
 
-    # Bucket counts of a replica from curl: lower (observation = client time)
-    # and upper (observation = client time - slack).
+    # What is known of each observation d of a request: it is no shorter
+    # than the delay the workload drew for it (a timer never fires early),
+    # and no longer than curl's time from connect to the first byte of the
+    # answer (c), which holds the whole handling. Nothing bounds c - d on a
+    # busy machine, so the bounds below use the client only from above and
+    # the drawn delays (the started settings, 4 standard deviations of
+    # sampling) only from below.
+    def drawn_cdf(self, name, seconds):
+        """Share of NAME's requests whose drawn delay is at most SECONDS."""
+        s = self.replicas[name]["settings"]
+        lo, hi = s["min_delay_ms"], s["max_delay_ms"]
+        ms = seconds * 1000
+        uniform = min(max(math.floor(ms + 1e-9) - lo + 1, 0), hi - lo + 1) / (hi - lo + 1)
+        slow = 1.0 if s["slow_delay_ms"] <= ms + 1e-9 else 0.0
+        return (1 - s["slow_rate"]) * uniform + s["slow_rate"] * slow
+
     def bucket_counts(self, name):
-        times = self.client[name]
-        lower = [(le, sum(1 for t in times if t <= le)) for le in self.buckets]
-        upper = [(le, sum(1 for t in times if t - self.slack <= le)) for le in self.buckets]
-        return lower, upper
+        """[(le, fewest, most)] requests of NAME the bucket can hold."""
+        times, n = self.client[name], self.total(name)
+        out = []
+        for le in self.buckets:
+            fewest = sum(1 for t in times if t <= le)
+            if le == math.inf:
+                most = n
+            else:
+                p = self.drawn_cdf(name, le)
+                most = min(n, math.floor(n * p + 4 * math.sqrt(n * p * (1 - p)) + 1e-9))
+            out.append((le, fewest, max(most, fewest)))
+        return out
 
     def weighted_buckets(self, f, names=None):
         names = names or sorted(self.replicas)
         low = {le: 0.0 for le in self.buckets}
         high = {le: 0.0 for le in self.buckets}
         for name in names:
-            lower, upper = self.bucket_counts(name)
-            for (le, lo), (_, hi) in zip(lower, upper):
-                low[le] += f[name] * lo
-                high[le] += f[name] * hi
+            for le, fewest, most in self.bucket_counts(name):
+                low[le] += f[name] * fewest
+                high[le] += f[name] * most
         return low, high
 
     def quantile_band(self, q, factors, names=None):
-        """[lowest, highest] p-q the bucket layout allows given curl's times."""
+        """[lowest, highest] p-q the bucket layout allows: every request
+        as short as its drawn delay, or as long as curl saw it."""
         values = []
         for f in self.combos(factors):
             low, high = self.weighted_buckets(f, names)
@@ -248,35 +275,16 @@ class Checker:
             values.append(bucket_quantile(q, list(low.items())))
         return min(values), max(values)
 
-    def model_band(self, q):
-        """The p-q band the workload's own distribution allows: the uniform
-        delay (and the slow share) each replica was started with, observed
-        0..3 ms late (timer and scheduling), each bucket's share within 4
-        standard deviations of its binomial sampling error."""
-        n = sum(self.total(name) for name in self.replicas)
-
-        def cdf(x):
-            share = 0.0
-            for name, r in self.replicas.items():
-                s = r["settings"]
-                lo, hi = s["min_delay_ms"], s["max_delay_ms"]
-                ms = x * 1000
-                uniform = min(max(math.floor(ms + 1e-9) - lo + 1, 0), hi - lo + 1) / (hi - lo + 1)
-                slow = 1.0 if s["slow_delay_ms"] <= ms + 1e-9 else 0.0
-                share += self.total(name) / n * ((1 - s["slow_rate"]) * uniform + s["slow_rate"] * slow)
-            return share
-
-        lows, highs = [], []
-        for le in self.buckets:
-            if le == math.inf:
-                lows.append((le, 1.0))
-                highs.append((le, 1.0))
-                continue
-            late, early = cdf(le - 0.003), cdf(le)
-            sd_late, sd_early = (math.sqrt(p * (1 - p) / n) for p in (late, early))
-            lows.append((le, max(0.0, late - 4 * sd_late)))
-            highs.append((le, min(1.0, early + 4 * sd_early)))
-        return bucket_quantile(q, highs), bucket_quantile(q, lows)
+    def mean_floor(self, name):
+        """The least mean observation NAME's drawn delays allow: their mean
+        less 4 standard errors."""
+        s = self.replicas[name]["settings"]
+        lo, hi, k = s["min_delay_ms"], s["max_delay_ms"], s["max_delay_ms"] - s["min_delay_ms"] + 1
+        r = s["slow_rate"]
+        mean_u, var_u = (lo + hi) / 2, (k * k - 1) / 12
+        mean = (1 - r) * mean_u + r * s["slow_delay_ms"]
+        var = (1 - r) * (var_u + mean_u ** 2) + r * s["slow_delay_ms"] ** 2 - mean ** 2
+        return (mean - 4 * math.sqrt(var / self.total(name))) / 1000
 
     # --- expected values of the dashboard's queries ------------------------------------
     def expect_rate_by_status(self, factors, window, increase=False):
@@ -339,7 +347,7 @@ class Checker:
     def compare(self, what, got, candidates, tolerance_text, rel=EXACT):
         """GOT {key: value} against any of CANDIDATES (each {key: value})."""
         ok = any(set(got) == set(c) and all(close(got[k], c[k], rel) for k in c) for c in candidates)
-        show = lambda d: " ".join(f"{k}={fmt(v)}" for k, v in sorted(d.items()))
+        show = lambda d: " ".join(f"{k}={v!r}" if not ok else f"{k}={fmt(v)}" for k, v in sorted(d.items()))
         self.report(ok, f"{what}: {show(got)}, expected {show(candidates[0])}"
                     + (f" (or {len(candidates) - 1} other rule timing{'s' if len(candidates) > 2 else ''})" if len(candidates) > 1 else "")
                     + f" [{tolerance_text}]")
@@ -375,20 +383,14 @@ class Checker:
         cells = " ".join(f"{le:g}:{got.get(le, math.nan):.1f}" + (f"[{low[le]:.1f},{high[le]:.1f}]" if high[le] != low[le] else "")
                          for le in self.buckets if got.get(le, 0) or high[le])
         self.report(not bad and set(got) == set(self.buckets),
-                    f"heatmap increase per bucket {cells} [curl: each request in the bucket of its client time, "
-                    f"or of its client time - {self.args.slack_ms:g} ms; +Inf exact]")
+                    f"heatmap increase per bucket {cells} [{self.LATENCY}; +Inf exact]")
 
     def d_quantile(self, promql, result, f):
         q = float(promql.split("(", 2)[1].split(",")[0])
         got = result[0][1]
         lo, hi = self.quantile_band(q, f)
-        mlo, mhi = self.model_band(q)
         self.report(lo - 1e-9 <= got <= hi + 1e-9,
-                    f"p{q * 100:g} {got * 1000:.3f} ms in [{lo * 1000:.3f}, {hi * 1000:.3f}] ms "
-                    f"[curl's times through the bucket layout, each observation in [client - {self.args.slack_ms:g} ms, client]]")
-        self.report(mlo - 1e-9 <= got <= mhi + 1e-9,
-                    f"p{q * 100:g} {got * 1000:.3f} ms in [{mlo * 1000:.3f}, {mhi * 1000:.3f}] ms "
-                    "[the started workload's delay distribution through the bucket layout, 0..3 ms late, 4 sd]")
+                    f"p{q * 100:g} {got * 1000:.3f} ms in [{lo * 1000:.3f}, {hi * 1000:.3f}] ms [{self.LATENCY}]")
 
     def d_quantile_by_instance(self, promql, result, f):
         q = float(promql.split("(", 2)[1].split(",")[0])
@@ -399,8 +401,7 @@ class Checker:
             lo, hi = self.quantile_band(q, {name: [1.0]}, [name])
             ok &= lo - 1e-9 <= value <= hi + 1e-9
             parts.append(f"{name} {value * 1000:.2f} in [{lo * 1000:.2f}, {hi * 1000:.2f}]")
-        self.report(ok, f"p{q * 100:g} by replica (ms): {', '.join(parts)} "
-                    f"[curl's times, observation in [client - {self.args.slack_ms:g} ms, client]]")
+        self.report(ok, f"p{q * 100:g} by replica (ms): {', '.join(parts)} [{self.LATENCY}]")
 
     def snap(self, name):
         return self.state["snapshot"]["proc"][name]
@@ -496,7 +497,7 @@ class Checker:
             for (source, outcome), n in r["changes"].items():
                 want[(source, outcome)] += n * fc[name][0]
         ok = set(got) == set(want) and all(close(got[k], want[k]) for k in want)
-        show = lambda d: " ".join(f"{s}/{r}={fmt(v)}" for (s, r), v in sorted(d.items()))
+        show = lambda d: " ".join(f"{s}/{r}={fmt(v) if ok else repr(v)}" for (s, r), v in sorted(d.items()))
         self.report(ok, f"workload changes over the window: {show(got)}, expected {show(want)} "
                     "[exact: the PUTs the test made; flag/applied happened before the window]")
 
@@ -570,15 +571,14 @@ class Checker:
                 break
         low, high = self.weighted_buckets(next(self.combos(f)))
         cells = " ".join(f"{le:g}:{have.get(le, math.nan):.4f}" for le in self.buckets if high[le])
-        self.report(ok, f"{name} per bucket {cells} /s [curl's times, observation in "
-                    f"[client - {self.args.slack_ms:g} ms, client]; +Inf exact]")
+        self.report(ok, f"{name} per bucket {cells} /s [{self.LATENCY}; +Inf exact]")
 
     def r_quantile(self, q):
         def handler(name, got, f, window):
             value = got[0][1]
             lo, hi = self.quantile_band(q, f)
             self.report(lo - 1e-9 <= value <= hi + 1e-9, f"{name} {value * 1000:.3f} ms in "
-                        f"[{lo * 1000:.3f}, {hi * 1000:.3f}] ms [curl's times through the bucket layout]")
+                        f"[{lo * 1000:.3f}, {hi * 1000:.3f}] ms [{self.LATENCY}]")
         return handler
 
     # --- raw series no query shows --------------------------------------------------------
@@ -614,7 +614,7 @@ class Checker:
             parts.append(f"{name} {'/'.join(fmt(v) for v in values)} (/proc/PID/fd lists {listed})")
         self.report(ok, f"process_open_fds, last 4 s: {', '.join(parts)} [/proc/PID/fd + 1 at least once, "
                     "+1..+3 each: a concurrent scrape by the other server holds up to 2 more]")
-        # Mean latency: every observation lies in [client - slack, client].
+        # Mean latency: see drawn_cdf.
         sums = self.by_label(query(self.url, "myapp_request_duration_seconds_sum", at), "instance")
         counts = self.by_label(query(self.url, "myapp_request_duration_seconds_count", at), "instance")
         parts, ok = [], True
@@ -623,11 +623,11 @@ class Checker:
             client = sum(self.client[name]) / n
             count = counts.get(r["metrics"], math.nan)
             mean = sums.get(r["metrics"], math.nan) / count
-            ok &= count == n and client - self.slack <= mean <= client
-            parts.append(f"{name} {mean * 1000:.3f} ms over {fmt(count)} (curl {client * 1000:.3f} ms over {n}, "
-                         f"{(client - mean) * 1000:.3f} ms more)")
-        self.report(ok, f"mean latency sum/count: {', '.join(parts)} [count exact; mean in "
-                    f"[curl's mean - {self.args.slack_ms:g} ms, curl's mean]]")
+            floor = self.mean_floor(name)
+            ok &= count == n and floor <= mean <= client
+            parts.append(f"{name} {mean * 1000:.3f} ms over {fmt(count)} in [{floor * 1000:.3f}, {client * 1000:.3f}]")
+        self.report(ok, f"mean latency sum/count: {', '.join(parts)} [count exact (curl); mean between "
+                    "the drawn delays' mean less 4 standard errors and curl's mean connect-to-first-byte time]")
         cpu = self.by_label(query(self.url, "process_cpu_seconds_total", at), "instance")
         parts, ok = [], True
         for name, r in sorted(self.replicas.items()):
@@ -660,7 +660,6 @@ def main():
     parser.add_argument("--prometheus", action="append", default=[])
     parser.add_argument("--kind")
     parser.add_argument("--buckets")
-    parser.add_argument("--slack-ms", type=float, default=5)
     args = parser.parse_args()
 
     if args.phase == "before":
