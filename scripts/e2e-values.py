@@ -99,29 +99,32 @@ def read_proc(pid):
 
 # --- Prometheus ----------------------------------------------------------------------
 def query(url, promql, at):
-    """Instant query at time AT: a list of (labels, value) or, for a range
-    selector, of (labels, [(t, v), ...])."""
-    params = urllib.parse.urlencode({"query": promql, "time": f"{at:.3f}"})
+    """Instant query at AT (milliseconds since the epoch): a list of
+    (labels, value) or, for a range selector, of (labels, [(t, v), ...])
+    with t in milliseconds."""
+    params = urllib.parse.urlencode({"query": promql, "time": f"{at / 1000:.3f}"})
     with urllib.request.urlopen(f"{url}/api/v1/query?{params}", timeout=10) as answer:
         body = json.load(answer)
     if body.get("status") != "success":
         raise RuntimeError(f"{promql}: {body.get('error')}")
     data = body["data"]
     if data["resultType"] == "matrix":
-        return [(r["metric"], [(float(t), float(v)) for t, v in r["values"]]) for r in data["result"]]
+        # Times as whole milliseconds, as Prometheus holds them: a float of
+        # seconds since the epoch has only about 0.2 us of resolution.
+        return [(r["metric"], [(round(float(t) * 1000), float(v)) for t, v in r["values"]]) for r in data["result"]]
     if data["resultType"] == "scalar":
         return [({}, float(data["result"][1]))]
     return [(r["metric"], float(r["value"][1])) for r in data["result"]]
 
 
 def extrapolation(samples, at, window, first_value, delta):
-    """The factor by which Prometheus's rate()/increase() over [WINDOW] at AT
-    scales DELTA (the increase between the first and the last sample), as
-    extrapolatedRate in promql/functions.go computes it."""
+    """The factor by which Prometheus's rate()/increase() over [WINDOW]
+    seconds at AT (ms) scales DELTA (the increase between the first and the
+    last sample), as extrapolatedRate in promql/functions.go computes it."""
     (t_first, _), (t_last, _) = samples[0], samples[-1]
-    to_start = t_first - (at - window)
-    to_end = at - t_last
-    sampled = t_last - t_first
+    to_start = (t_first - (at - window * 1000)) / 1000
+    to_end = (at - t_last) / 1000
+    sampled = (t_last - t_first) / 1000
     average = sampled / (len(samples) - 1)
     if delta > 0 and first_value >= 0:
         to_start = min(to_start, sampled * first_value / delta)
@@ -172,10 +175,10 @@ class Checker:
         self.replicas = state["replicas"]
         self.by_metrics = {r["metrics"]: name for name, r in self.replicas.items()}
         # Prometheus evaluates at whole milliseconds.
-        self.at = round(state["snapshot"]["time"], 3)
+        self.at = round(state["snapshot"]["time"] * 1000)
         # The rate window: from the `before` note (so it holds the zero
         # samples before the traffic) to the snapshot, in whole seconds.
-        self.window = math.ceil(self.at - state["before"]["time"]) + 1
+        self.window = math.ceil(self.at / 1000 - state["before"]["time"]) + 1
         self.failed = 0
         self.buckets = [float(b) for b in args.buckets.split(",")] + [math.inf]
         self.load_traffic()
@@ -210,7 +213,7 @@ class Checker:
         for metric, samples in query(self.url, f"{selector}[{window}s]", at):
             name = self.by_metrics[metric["instance"]]
             choices = [samples]
-            if drop_after is not None and at - samples[-1][0] < drop_after and len(samples) > 2:
+            if drop_after is not None and at - samples[-1][0] < drop_after * 1000 and len(samples) > 2:
                 choices.append(samples[:-1])
             # The first value and the increase only matter to Prometheus's
             # zero limit: a first sample of 0 is not extrapolated backwards.
@@ -297,7 +300,7 @@ class Checker:
         at = self.at
         f = self.factors(at, w)
         queries = os.popen(f"python3 scripts/dashboard-queries.py --rate-interval {w}s --range {w}s").read().splitlines()
-        print(f"info\twindow {w}s ending at the snapshot, {at:.3f}; extrapolation factors "
+        print(f"info\twindow {w}s ending at the snapshot, {at / 1000:.3f}; extrapolation factors "
               + ", ".join(f"{n} {fmt(f[n][0])}" for n in sorted(f)))
         handled = 0
         for promql in queries:
