@@ -7,7 +7,9 @@
 # number of /work requests with curl, then checks that both Prometheus servers
 # report exactly what the client saw, that the latency median lies in the
 # delay range, that the rules evaluate and that every dashboard query returns
-# data; last, loads one replica for a few seconds and holds the dashboard's
+# data; then (the values section, scripts/e2e-values.py) that every dashboard
+# query and recorded series holds the value computed from what curl saw, the
+# replicas' flags and /proc, within the tolerance each line states; last, loads one replica for a few seconds and holds the dashboard's
 # CPU panel against what /proc says the process used. Leaves its files in
 # target/e2e/.
 set -euo pipefail
