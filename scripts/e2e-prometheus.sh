@@ -7,7 +7,9 @@
 # number of /work requests with curl, then checks that both Prometheus servers
 # report exactly what the client saw, that the latency median lies in the
 # delay range, that the rules evaluate and that every dashboard query returns
-# data; last, loads one replica for a few seconds and holds the dashboard's
+# data; then (the values section, scripts/e2e-values.py) that every dashboard
+# query and recorded series holds the value computed from what curl saw, the
+# replicas' flags and /proc, within the tolerance each line states; last, loads one replica for a few seconds and holds the dashboard's
 # CPU panel against what /proc says the process used. Leaves its files in
 # target/e2e/.
 set -euo pipefail
@@ -28,10 +30,76 @@ fi
 need_pyyaml
 cargo build --release --locked --quiet
 
+# --- values: every recorded series and dashboard query against what we know ----------
+# scripts/e2e-values.py computes each expected figure without myapp's help: from
+# curl's statuses and timings, the replicas' flags, /proc, and the sample times
+# Prometheus holds; see its docstring for the tolerances. values_before notes
+# /proc and the time once Prometheus scrapes every replica and makes two
+# workload changes on replica a (one applied, one rejected); values_check waits
+# for the traffic's last scrape, notes /proc again (the snapshot) and checks
+# every query at that instant on both servers.
+values_state=$out/values.json
+values_changes=()
+
+values_before() {
+  local name specs=()
+  for name in "${names[@]}"; do
+    specs+=(--replica "$name=${public[$name]},${metrics[$name]},${pid[$name]},${flags[*]} ${workload[$name]}")
+  done
+  python3 scripts/e2e-values.py before "$values_state" "${specs[@]}"
+  # A scrape between the note and the changes, so that the window holds their 0.
+  sleep 1.2
+  local applied rejected
+  applied=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+    --data '{"error_rate": 0.5}' "http://${public[a]}/admin/workload")
+  rejected=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/json' \
+    --data '{"error_rate": 1.5}' "http://${public[a]}/admin/workload")
+  check "replica a: PUT /admin/workload of its own error rate is applied ($applied), of 1.5 rejected ($rejected)" \
+    test "$applied" = 200 -a "$rejected" = 400
+  values_changes=(--change a:api/applied --change a:api/rejected)
+}
+
+values_all_counted() {
+  local kind
+  for kind in text protobuf; do
+    [ "$(prom_query "${prom[$kind]}" 'sum(myapp_request_duration_seconds_count)')" = "$REQUESTS" ] || return 1
+  done
+}
+
+values_check() {
+  local kind verdict text
+  wait_until 20 values_all_counted || true
+  # One more rule evaluation after the last scrape of the traffic, then the
+  # snapshot; then time for the scrapes before it to be stored.
+  sleep 1.5
+  python3 scripts/e2e-values.py snapshot "$values_state" "${values_changes[@]}"
+  sleep 1.5
+  for kind in text protobuf; do
+    echo "e2e: values in prometheus ($kind):"
+    while IFS=$'\t' read -r verdict text; do
+      case $verdict in
+        ok) pass "  $text" ;;
+        FAIL) fail "  $text" ;;
+        *) echo "        $text" ;;
+      esac
+    done < <(python3 scripts/e2e-values.py check "$values_state" --traffic "$out/statuses.txt" \
+      --prometheus "text=${prom[text]}" --prometheus "protobuf=${prom[protobuf]}" --kind "$kind" \
+      --buckets "$buckets" 2>&1 || echo "FAIL	e2e-values.py check failed")
+  done
+}
+
 # --- the replicas -------------------------------------------------------------
 printf 'e2e-%s\n' "$RANDOM$RANDOM" >"$out/token"
 flags=(--min-delay-ms "$MIN_DELAY_MS" --max-delay-ms "$MAX_DELAY_MS")
 names=(a b c)
+# Each replica's own workload settings, all given as flags, so that the values
+# section can hold the myapp_workload_* gauges against them. c's slow requests
+# (45 ms) stay in the bucket of the slowest uniform ones.
+declare -A workload=(
+  [a]="--error-rate 0.5 --slow-rate 0 --slow-delay-ms 5000"
+  [b]="--error-rate 0.25 --slow-rate 0 --slow-delay-ms 3000"
+  [c]="--error-rate 0.75 --slow-rate 0.02 --slow-delay-ms 45"
+)
 declare -A public metrics pid
 for name in "${names[@]}"; do
   extra=()
@@ -39,7 +107,8 @@ for name in "${names[@]}"; do
     extra=(--metrics-listen 127.0.0.1:0 --metrics-token-file "$out/token")
   fi
   # The debug line of each scrape says which format it was answered in.
-  RUST_LOG=info,myapp::exposition=debug start_myapp "$out/myapp-$name.log" "${flags[@]}" "${extra[@]}"
+  # shellcheck disable=SC2086 # the workload flags are words
+  RUST_LOG=info,myapp::exposition=debug start_myapp "$out/myapp-$name.log" "${flags[@]}" ${workload[$name]} "${extra[@]}"
   public[$name]=$MYAPP_ADDR
   pid[$name]=$MYAPP_PID
   metrics[$name]=$MYAPP_METRICS_ADDR
@@ -97,18 +166,23 @@ for kind in text protobuf; do
   fi
 done
 
+values_before
+
 # --- the traffic ------------------------------------------------------------------
+# Each line: replica, status, and curl's time_connect and time_starttransfer
+# (between them lies the server's whole handling of the request; curl may send
+# the request before it notes time_pretransfer, so that one cannot serve).
 for i in $(seq 0 $((REQUESTS - 1))); do echo "${public[${names[i % 3]}]}"; done |
-  xargs -P 10 -I{} curl -s -o /dev/null -w '{} %{http_code}\n' "http://{}/work" >"$out/statuses.txt"
+  xargs -P 10 -I{} curl -s -o /dev/null -w '{} %{http_code} %{time_connect} %{time_starttransfer}\n' "http://{}/work" >"$out/statuses.txt"
 declare -A sent
 for name in "${names[@]}"; do
   for status in 200 500; do
-    sent[$name/$status]=$(grep -c "^${public[$name]} $status\$" "$out/statuses.txt" || true)
+    sent[$name/$status]=$(grep -c "^${public[$name]} $status " "$out/statuses.txt" || true)
   done
   echo "e2e: sent to $name: ${sent[$name/200]} x 200, ${sent[$name/500]} x 500"
 done
-ok=$(grep -c ' 200$' "$out/statuses.txt" || true)
-errors=$(grep -c ' 500$' "$out/statuses.txt" || true)
+ok=$(grep -c '^[^ ]* 200 ' "$out/statuses.txt" || true)
+errors=$(grep -c '^[^ ]* 500 ' "$out/statuses.txt" || true)
 check "every request answered 200 or 500 ($ok + $errors = $REQUESTS)" test $((ok + errors)) -eq "$REQUESTS"
 
 # --- what Prometheus says ------------------------------------------------------------
@@ -168,6 +242,8 @@ print(len(rules), " ".join(bad) or "-", *[r["name"] for r in rules if r["type"] 
   done < <(python3 scripts/dashboard-queries.py --rate-interval 1m)
   check "  $queries dashboard queries return data${failed:+, not:$failed}" test -z "$failed" -a "$queries" -gt 0
 done
+
+values_check
 
 # --- format proof -------------------------------------------------------------------
 for name in "${names[@]}"; do
