@@ -130,18 +130,10 @@ impl Invalid {
 }
 
 impl Settings {
-    /// Checks the rules between settings: every delay at most `delay_cap_ms`,
-    /// the shortest no longer than the longest, the shares from 0 to 1.
+    /// Checks the rules beyond one value: every delay at most
+    /// `delay_cap_ms`, the shortest no longer than the longest. (A share is
+    /// checked where it is read: by the flags' parser, or [`Settings::changed`].)
     pub fn validate(&self, delay_cap_ms: u64, naming: Naming) -> Result<(), Invalid> {
-        for (field, share) in [
-            (Field::ErrorRate, self.error_rate),
-            (Field::SlowRate, self.slow_rate),
-        ] {
-            if !(0.0..=1.0).contains(&share) {
-                let name = field.name(naming);
-                return Err(Invalid::of(name, format!("{name} {SHARE_RULE}")));
-            }
-        }
         for (field, delay) in [
             (Field::MinDelayMs, self.min_delay_ms),
             (Field::MaxDelayMs, self.max_delay_ms),
