@@ -2,7 +2,7 @@
 # Every test of the project: formatting, lints, unit and integration tests, the
 # smoke test against the release binary, promtool's lint of a real scrape, the
 # Prometheus rules and their unit tests, the deployment files, the end-to-end
-# test with a real Prometheus, and Swagger UI in a real browser.
+# test with a real Prometheus, the soak test, and Swagger UI in a real browser.
 # Installs what it needs when run as root (as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +50,9 @@ python3 scripts/check-deploy.py target/release/myapp
 
 step "end to end with Prometheus"
 scripts/e2e-prometheus.sh
+
+step "soak: 300,000 requests, no leak"
+scripts/soak.sh
 
 step "Swagger UI in a browser"
 scripts/docs-browser-test.sh
