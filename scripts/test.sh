@@ -2,7 +2,8 @@
 # Every test of the project: formatting, lints, unit and integration tests, the
 # smoke test against the release binary, promtool's lint of a real scrape, the
 # Prometheus rules and their unit tests, the deployment files, the end-to-end
-# test with a real Prometheus, the soak test, and Swagger UI in a real browser.
+# test with a real Prometheus, TLS and basic auth of the metrics port against
+# curl and Prometheus, the soak test, and Swagger UI in a real browser.
 # Installs what it needs when run as root (as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +51,9 @@ python3 scripts/check-deploy.py target/release/myapp
 
 step "end to end with Prometheus"
 scripts/e2e-prometheus.sh
+
+step "--web-config-file: TLS, client certificates, basic auth, with curl and Prometheus"
+scripts/e2e-web-config.sh
 
 step "soak: 300,000 requests, no leak"
 scripts/soak.sh

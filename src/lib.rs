@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
+pub mod basic_auth;
 pub mod config;
 pub mod exposition;
 pub mod health;
@@ -17,4 +18,5 @@ pub mod server;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod web_config;
 pub mod work;

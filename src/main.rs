@@ -57,6 +57,8 @@ async fn main() -> ExitCode {
         address = %application.address(),
         metrics_address = %application.metrics_address(),
         metrics_token = if application.has_metrics_token() { "set" } else { "none" },
+        metrics_tls = application.has_metrics_tls(),
+        basic_auth = if application.has_basic_auth() { "set" } else { "none" },
         min_delay_ms = config.min_delay_ms,
         max_delay_ms = config.max_delay_ms,
         error_rate = config.error_rate,

@@ -25,6 +25,7 @@ fn client(error_rate: f64) -> TestClient<impl poem::Endpoint> {
         },
         shutdown: Shutdown::default(),
         metrics_token: None,
+        basic_auth: None,
     };
     TestClient::new(app(&state))
 }

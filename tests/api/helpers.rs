@@ -55,6 +55,7 @@ impl TestApp {
             work,
             shutdown: Shutdown::default(),
             metrics_token: token,
+            basic_auth: None,
         };
         Self {
             client: TestClient::new(app(&state).boxed()),

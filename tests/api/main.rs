@@ -12,4 +12,5 @@ mod openapi;
 mod overload;
 mod rolling_update;
 mod shutdown;
+mod web_config;
 mod work;
