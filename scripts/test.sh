@@ -3,7 +3,9 @@
 # smoke test against the release binary, promtool's lint of a real scrape, the
 # Prometheus rules, their unit tests and the mutants those tests must catch,
 # the deployment files, the end-to-end test with a real Prometheus, the alerts
-# end to end through a real Alertmanager, and Swagger UI in a real browser.
+# end to end through a real Alertmanager, TLS and basic auth of the metrics
+# port against curl and Prometheus, the soak test, and Swagger UI in a real
+# browser.
 # Installs what it needs when run as root (as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +64,12 @@ scripts/e2e-prometheus.sh
 
 step "alerts end to end: the workload file, Prometheus, Alertmanager, a webhook"
 scripts/e2e-alerts.sh
+
+step "--web-config-file: TLS, client certificates, basic auth, with curl and Prometheus"
+scripts/e2e-web-config.sh
+
+step "soak: 300,000 requests, no leak"
+scripts/soak.sh
 
 step "Swagger UI in a browser"
 scripts/docs-browser-test.sh

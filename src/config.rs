@@ -122,6 +122,12 @@ pub struct Config {
         default_value_t = 0
     )]
     pub shutdown_delay_secs: u64,
+    /// TLS and basic auth for the port that serves /metrics, in the web
+    /// configuration file format of Prometheus's exporter-toolkit
+    /// (tls_server_config, basic_auth_users), read at start-up
+    /// [default: none: plain HTTP, open].
+    #[arg(long, env = "MYAPP_WEB_CONFIG_FILE")]
+    pub web_config_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "MYAPP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -233,6 +239,7 @@ mod tests {
         assert_eq!(config.header_timeout_secs, 10);
         assert_eq!(config.max_in_flight, 10_000);
         assert_eq!(config.shutdown_delay_secs, 0);
+        assert_eq!(config.web_config_file, None);
     }
 
     #[test]

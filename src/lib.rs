@@ -5,6 +5,7 @@
 #![deny(unreachable_pub)]
 
 pub mod admin;
+pub mod basic_auth;
 pub mod config;
 pub mod exposition;
 pub mod health;
@@ -19,5 +20,6 @@ pub mod server;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod web_config;
 pub mod work;
 pub mod workload;

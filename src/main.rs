@@ -58,6 +58,8 @@ async fn main() -> ExitCode {
         address = %application.address(),
         metrics_address = %application.metrics_address(),
         metrics_token = if application.has_metrics_token() { "set" } else { "none" },
+        metrics_tls = application.has_metrics_tls(),
+        basic_auth = if application.has_basic_auth() { "set" } else { "none" },
         workload = %application.workload().settings().to_json_string(),
         delay_cap_ms = config.delay_cap_ms,
         workload_file = config.workload_file.as_ref().map(|path| tracing::field::display(path.display())),

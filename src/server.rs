@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use hyper::{body::Incoming, server::conn::http1};
+use hyper::{body::Incoming, server::conn::http1, service::HttpService};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::{
     http::{uri::Scheme, HeaderValue, Uri},
@@ -21,6 +21,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
     sync::Notify,
 };
+use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::shutdown::Shutdown;
@@ -53,11 +54,15 @@ pub struct Limits {
 /// Serves `endpoint` on `listener` until the shutdown delay has passed since
 /// `shutdown` began, then lets in-flight requests finish for at most the
 /// shutdown timeout. Forcing shutdown ends the delay and the drain at once.
+///
+/// With `tls`, every connection is a TLS one: the handshake must end within
+/// the header timeout, and a failed one closes the connection.
 pub async fn serve<E>(
     listener: TcpListener,
     endpoint: E,
     shutdown: Shutdown,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
 ) -> ShutdownReport
 where
     E: Endpoint<Output = Response> + 'static,
@@ -68,6 +73,11 @@ where
     let cut_off = CancellationToken::new();
     let builder = http1_builder(limits.header_timeout);
     let local_addr = listener.local_addr().ok();
+    let scheme = if tls.is_some() {
+        Scheme::HTTPS
+    } else {
+        Scheme::HTTP
+    };
     // Cancelled when accepting stops; each connection then finishes its
     // request in flight and closes.
     let closing = CancellationToken::new();
@@ -81,6 +91,7 @@ where
             let endpoint = endpoint.clone();
             let in_flight = in_flight.clone();
             let requested = requested.clone();
+            let scheme = scheme.clone();
             let local_addr = LocalAddr(local_addr.unwrap_or(remote_addr).into());
             let remote_addr = RemoteAddr(remote_addr.into());
             hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
@@ -91,7 +102,7 @@ where
                     detach_head(req),
                     local_addr.clone(),
                     remote_addr.clone(),
-                    Scheme::HTTP,
+                    scheme.clone(),
                 ));
                 // hyper keeps this future for as long as the connection is
                 // open. `endpoint.get_response(req)` would wrap the call in two
@@ -112,27 +123,34 @@ where
         let builder = builder.clone();
         let closing = closing.clone();
         let cut_off = cut_off.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            // hyper's graceful shutdown closes a connection that has not sent
-            // anything yet, though its client may be about to: such a
-            // connection gets to send its first request (within the header
-            // timeout), and is closed after answering it. A keep-alive
-            // connection between requests is closed at once.
-            let closed_after_a_request = async {
-                closing.cancelled().await;
-                requested.notified().await;
+            let Some(tls) = tls else {
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                return drive(connection, &requested, &closing, &cut_off).await;
             };
-            tokio::select! {
-                _ = connection.as_mut() => return,
-                _ = closed_after_a_request => connection.as_mut().graceful_shutdown(),
-                _ = cut_off.cancelled() => return,
-            }
-            tokio::select! {
-                _ = connection => {}
-                _ = cut_off.cancelled() => {}
-            }
+            // Boxed: a TLS stream is large, and plain connections should not
+            // carry its size.
+            Box::pin(async move {
+                let handshake = tokio::time::timeout(limits.header_timeout, tls.accept(stream));
+                let stream = tokio::select! {
+                    accepted = handshake => match accepted {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(err)) => {
+                            tracing::debug!(error = %err, %remote_addr, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%remote_addr, "TLS handshake timed out");
+                            return;
+                        }
+                    },
+                    _ = cut_off.cancelled() => return,
+                };
+                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                drive(connection, &requested, &closing, &cut_off).await
+            })
+            .await
         });
     };
 
@@ -178,6 +196,41 @@ where
     cut_off.cancel();
     connections.wait().await;
     report
+}
+
+/// Serves one connection until it ends or the drain is cut off; once
+/// accepting stops, closes it after its current or first request.
+async fn drive<I, S>(
+    connection: http1::Connection<I, S>,
+    requested: &Notify,
+    closing: &CancellationToken,
+    cut_off: &CancellationToken,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S: HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: hyper::body::Body + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(connection);
+    // hyper's graceful shutdown closes a connection that has not sent
+    // anything yet, though its client may be about to: such a connection
+    // gets to send its first request (within the header timeout), and is
+    // closed after answering it. A keep-alive connection between requests is
+    // closed at once.
+    let closed_after_a_request = async {
+        closing.cancelled().await;
+        requested.notified().await;
+    };
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = closed_after_a_request => connection.as_mut().graceful_shutdown(),
+        _ = cut_off.cancelled() => return,
+    }
+    tokio::select! {
+        _ = connection => {}
+        _ = cut_off.cancelled() => {}
+    }
 }
 
 /// Accepts every connection waiting in `listener`'s backlog, without waiting

@@ -7,9 +7,11 @@ use poem::{
 };
 use poem_openapi::{OpenApi, OpenApiService};
 use tokio::net::{TcpListener, TcpSocket};
+use tokio_rustls::TlsAcceptor;
 
 use crate::{
     admin::AdminApi,
+    basic_auth::{BasicAuth, BasicAuthUsers},
     config::Config,
     exposition::MetricsApi,
     health::HealthApi,
@@ -18,6 +20,7 @@ use crate::{
     request_log::RequestLog,
     server::{self, Limits, ShutdownReport},
     shutdown::Shutdown,
+    web_config::{WebConfig, WebConfigError},
     work::WorkApi,
     workload::{parse_file, Invalid, Source, Workload, WorkloadMetrics},
 };
@@ -60,6 +63,16 @@ pub enum StartError {
         /// The rule broken.
         invalid: Invalid,
     },
+    /// The web configuration file cannot be used.
+    #[error(transparent)]
+    WebConfig(#[from] WebConfigError),
+    /// Basic auth and the bearer token both want the `Authorization` header.
+    #[error(
+        "--web-config-file {} lists basic_auth_users and --metrics-token-file is set: a \
+         request carries one Authorization header, so use one of them",
+        .0.display()
+    )]
+    BasicAuthAndToken(std::path::PathBuf),
     /// The metrics could not be registered.
     #[error("cannot register the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -76,6 +89,9 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// The bearer token `/metrics` requires, if any.
     pub metrics_token: Option<MetricsToken>,
+    /// The users that basic auth lets in on the port that serves `/metrics`,
+    /// if `--web-config-file` lists any.
+    pub basic_auth: Option<BasicAuthUsers>,
 }
 
 /// The OpenAPI service: every documented operation, as one port serves them
@@ -99,6 +115,7 @@ pub fn openapi_json() -> String {
 /// The whole application on one port. [`metrics::init`] must have run.
 pub fn app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
     with_docs(api(state))
+        .with(BasicAuth(state.basic_auth.clone()))
         .with(CatchPanic::new())
         .with(RequestLog)
 }
@@ -122,6 +139,7 @@ pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'stat
         env!("CARGO_PKG_VERSION"),
     )
     .into_endpoint()
+    .with(BasicAuth(state.basic_auth.clone()))
     .with(CatchPanic::new())
     .with(RequestLog)
 }
@@ -188,8 +206,8 @@ impl Endpoint for WithDocs {
 
 impl AppState {
     /// The state described by `config`'s flags (validated), its workload
-    /// shown in `workload_metrics`, without a metrics token:
-    /// [`Application::build`] reads the token and the workload files.
+    /// shown in `workload_metrics`, without a metrics token or users:
+    /// [`Application::build`] reads their files and the workload file.
     pub fn new(config: &Config, shutdown: Shutdown, workload_metrics: WorkloadMetrics) -> Self {
         Self {
             workload: Arc::new(Workload::new(
@@ -200,6 +218,7 @@ impl AppState {
             max_in_flight: config.max_in_flight,
             shutdown,
             metrics_token: None,
+            basic_auth: None,
         }
     }
 }
@@ -214,6 +233,8 @@ pub struct Application {
     limits: Limits,
     /// The `--workload-file` and the contents applied at start-up.
     workload_file: Option<(PathBuf, Vec<u8>)>,
+    /// TLS for the port that serves `/metrics`, from `--web-config-file`.
+    tls: Option<TlsAcceptor>,
 }
 
 impl Application {
@@ -255,6 +276,18 @@ impl Application {
             .as_deref()
             .map(MetricsToken::read)
             .transpose()?;
+        let web = config
+            .web_config_file
+            .as_deref()
+            .map(WebConfig::read)
+            .transpose()?
+            .unwrap_or_default();
+        if let (Some(path), Some(_), Some(_)) =
+            (&config.web_config_file, &web.users, &state.metrics_token)
+        {
+            return Err(StartError::BasicAuthAndToken(path.clone()));
+        }
+        state.basic_auth = web.users;
         let (listener, address) = bind(config.listen).map_err(|source| StartError::Bind {
             address: config.listen,
             source,
@@ -276,6 +309,7 @@ impl Application {
                 header_timeout: Duration::from_secs(config.header_timeout_secs),
             },
             workload_file,
+            tls: web.tls.map(TlsAcceptor::from),
         })
     }
 
@@ -302,6 +336,16 @@ impl Application {
         self.state.metrics_token.is_some()
     }
 
+    /// Whether the port that serves `/metrics` speaks TLS.
+    pub fn has_metrics_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether the port that serves `/metrics` requires basic auth.
+    pub fn has_basic_auth(&self) -> bool {
+        self.state.basic_auth.is_some()
+    }
+
     /// Serves until shutdown begins and the drain ends; both ports drain
     /// together, and the report counts the requests cut off on either. Until
     /// shutdown begins, the workload file is watched for changes.
@@ -312,6 +356,7 @@ impl Application {
             state,
             limits,
             workload_file,
+            tls,
             ..
         } = self;
         let shutdown = state.shutdown.clone();
@@ -320,11 +365,11 @@ impl Application {
             tokio::spawn(async move { workload.watch_file(path, contents, shutdown).await });
         }
         let Some((metrics_listener, _)) = metrics else {
-            return server::serve(listener, app(&state), shutdown, limits).await;
+            return server::serve(listener, app(&state), shutdown, limits, tls).await;
         };
         let (public, metrics) = tokio::join!(
-            server::serve(listener, public_app(&state), shutdown.clone(), limits),
-            server::serve(metrics_listener, metrics_app(&state), shutdown, limits),
+            server::serve(listener, public_app(&state), shutdown.clone(), limits, None),
+            server::serve(metrics_listener, metrics_app(&state), shutdown, limits, tls),
         );
         ShutdownReport {
             cut_off: public.cut_off + metrics.cut_off,

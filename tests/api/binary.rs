@@ -8,7 +8,7 @@ use crate::helpers::{
 };
 
 /// Runs the binary with `args` and `env`, expecting a start-up error.
-fn start_up_error(args: &[&str], env: &[(&str, &str)]) -> String {
+pub fn start_up_error(args: &[&str], env: &[(&str, &str)]) -> String {
     let output = binary()
         .args(args)
         .envs(env.iter().copied())
@@ -139,6 +139,8 @@ fn help_shows_every_flag_with_its_env_and_default() {
         "[env: MYAPP_METRICS_TOKEN_FILE=]",
         "--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>",
         "[env: MYAPP_SHUTDOWN_DELAY_SECS=]",
+        "--web-config-file <WEB_CONFIG_FILE>",
+        "[env: MYAPP_WEB_CONFIG_FILE=]",
     ] {
         assert!(
             help.contains(expected),

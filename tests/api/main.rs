@@ -14,5 +14,6 @@ mod overload;
 mod process;
 mod rolling_update;
 mod shutdown;
+mod web_config;
 mod work;
 mod workload;
