@@ -9,13 +9,20 @@ use std::fmt::Write;
 use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 
 /// Encodes `families` as OpenMetrics text, refusing a family without a
-/// metric as the crate's encoders do.
+/// metric or a name as the crate's encoders do.
 pub(super) fn encode(families: &[MetricFamily]) -> prometheus::Result<Vec<u8>> {
     let mut out = String::new();
     for family in families {
-        if family.get_metric().is_empty() {
+        let missing = if family.get_metric().is_empty() {
+            Some("metrics")
+        } else if family.name().is_empty() {
+            Some("name")
+        } else {
+            None
+        };
+        if let Some(missing) = missing {
             return Err(prometheus::Error::Msg(format!(
-                "MetricFamily has no metrics: {family:?}"
+                "MetricFamily has no {missing}: {family:?}"
             )));
         }
         write_family(&mut out, family);

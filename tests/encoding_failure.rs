@@ -1,0 +1,106 @@
+//! A scrape whose metrics cannot be encoded: answered 500 with the reason,
+//! logged, and counted as `code="500"`. In a process of its own, since it
+//! puts a broken collector in the process-wide default registry.
+use std::sync::{Arc, Mutex};
+
+use myapp::{
+    config::Config,
+    metrics,
+    shutdown::Shutdown,
+    startup::{app, AppState},
+};
+use poem::test::TestClient;
+use prometheus::{
+    core::{Collector, Desc},
+    proto::{Gauge, Metric, MetricFamily, MetricType},
+};
+
+/// Collects one gauge in a family without a name, which the encoders refuse.
+struct Nameless(Desc);
+
+impl Collector for Nameless {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.0]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut metric = Metric::default();
+        let mut gauge = Gauge::default();
+        gauge.set_value(1.0);
+        metric.set_gauge(gauge);
+        let mut family = MetricFamily::default();
+        family.set_field_type(MetricType::GAUGE);
+        family.mut_metric().push(metric);
+        vec![family]
+    }
+}
+
+/// Log lines, written by the subscriber the test installs.
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_encoding_failure_answers_500_is_logged_and_counted() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let _subscriber = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let config = Config::defaults();
+    let metrics = metrics::init(&config.buckets.0).unwrap();
+    let client = TestClient::new(app(&AppState::new(
+        &config,
+        Shutdown::default(),
+        metrics.workload.clone(),
+    )));
+    let nameless =
+        Nameless(Desc::new("nameless".into(), "help".into(), vec![], Default::default()).unwrap());
+    prometheus::register(Box::new(nameless)).unwrap();
+
+    for accept in [
+        "text/plain",
+        "application/openmetrics-text;version=1.0.0",
+        "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+    ] {
+        let response = client.get("/metrics").header("Accept", accept).send().await;
+        response.assert_status(poem::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.0.into_body().into_string().await.unwrap();
+        assert!(
+            body.starts_with("failed to encode metrics: Error: MetricFamily has no name: MetricFamily { name: None"),
+            "Accept: {accept}: {body}"
+        );
+    }
+    let logged = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        logged
+            .matches(" ERROR myapp::exposition::handler: failed to serve /metrics error=failed to encode metrics: Error: MetricFamily has no name: MetricFamily { name: None")
+            .count(),
+        3,
+        "{logged}"
+    );
+
+    let broken =
+        Nameless(Desc::new("nameless".into(), "help".into(), vec![], Default::default()).unwrap());
+    prometheus::unregister(Box::new(broken)).unwrap();
+    let response = client.get("/metrics").send().await;
+    response.assert_status_is_ok();
+    let text = response.0.into_body().into_string().await.unwrap();
+    assert!(
+        text.contains("promhttp_metric_handler_requests_total{code=\"500\"} 3\n"),
+        "{text}"
+    );
+}
