@@ -7,7 +7,8 @@
 # number of /work requests with curl, then checks that both Prometheus servers
 # report exactly what the client saw, that the latency median lies in the
 # delay range, that the rules evaluate and that every dashboard query returns
-# data; last, loads one replica for a few seconds and holds the dashboard's
+# data; then that both (with exemplar-storage) return the trace id of a
+# traced request from query_exemplars; last, loads one replica for a few seconds and holds the dashboard's
 # CPU panel against what /proc says the process used. Leaves its files in
 # target/e2e/.
 set -euo pipefail
@@ -78,8 +79,8 @@ check "promtool accepts the generated config" config_ok
 declare -A prom
 for kind in text protobuf; do
   port=$(free_port)
-  feature=()
-  [ "$kind" = protobuf ] && feature=(--enable-feature=native-histograms)
+  feature=(--enable-feature=exemplar-storage)
+  [ "$kind" = protobuf ] && feature=(--enable-feature=native-histograms,exemplar-storage)
   start_process "$out/prometheus-$kind.log" prometheus --config.file="$out/prometheus.yml" \
     --storage.tsdb.path="$out/tsdb-$kind" --web.listen-address="127.0.0.1:$port" "${feature[@]}"
   prom[$kind]=http://127.0.0.1:$port
@@ -177,6 +178,30 @@ for name in "${names[@]}"; do
   check "replica $name answered both formats, gzipped ($openmetrics OpenMetrics, $protobuf protobuf scrapes)" \
     test "$openmetrics" -gt 0 -a "$protobuf" -gt 0
 done
+# --- exemplars -------------------------------------------------------------------------
+# One traced request to replica a, the newest of its bucket and counter series:
+# both Prometheus servers (exemplar-storage) return its trace id.
+trace_id=$(printf '%08x' $RANDOM $RANDOM $RANDOM $RANDOM)
+curl -s -o /dev/null -H "traceparent: 00-$trace_id-00f067aa0ba902b7-01" "http://${public[a]}/work"
+# exemplars SELECTOR: the metric names whose exemplars carry $trace_id.
+exemplars() {
+  curl -sfG --max-time 10 "$1/api/v1/query_exemplars" --data-urlencode "query=$2" \
+    --data-urlencode "start=$(($(date +%s) - 600))" --data-urlencode "end=$(($(date +%s) + 60))" |
+    python3 -c '
+import json, sys
+trace_id = sys.argv[1]
+names = {series["seriesLabels"]["__name__"] for series in json.load(sys.stdin)["data"]
+         for e in series["exemplars"] if e["labels"].get("trace_id") == trace_id}
+print(" ".join(sorted(names)))' "$trace_id"
+}
+selector='{__name__=~"myapp_processed_ops_total|myapp_request_duration_seconds(_bucket)?"}'
+for kind in text protobuf; do
+  both_found() { [ "$(exemplars "${prom[$kind]}" "$selector" | wc -w)" -eq 2 ]; }
+  wait_until 20 both_found || true
+  found=$(exemplars "${prom[$kind]}" "$selector")
+  check "  prometheus ($kind): query_exemplars returns trace $trace_id on: $found" both_found
+done
+
 # --- the CPU panel against /proc ------------------------------------------------------
 # Replica a idles 2 s, works under load for LOAD_SECONDS, idles 2 s; /proc says
 # how much CPU it used over that window, and the dashboard's CPU panel

@@ -17,4 +17,5 @@ pub mod server;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod trace_context;
 pub mod work;

@@ -6,7 +6,13 @@ use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::{exposition, process_metrics::ProcessCollector, runtime_metrics::RuntimeCollector};
+use prometheus::core::Collector;
+
+use crate::{
+    exposition::{self, Exemplars},
+    process_metrics::ProcessCollector,
+    runtime_metrics::RuntimeCollector,
+};
 
 /// The request metrics of `/work`.
 #[derive(Debug)]
@@ -20,6 +26,8 @@ pub struct Metrics {
     pub duration: Histogram,
     /// Requests being handled now.
     pub in_flight: IntGauge,
+    /// The newest request of each histogram bucket and counter series.
+    pub exemplars: Exemplars,
 }
 
 impl Metrics {
@@ -57,12 +65,19 @@ impl Metrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(build_info))?;
+        let exemplars = Exemplars::new(
+            &duration.desc()[0].fq_name,
+            buckets,
+            &processed.desc()[0].fq_name,
+            "status",
+        );
         Ok(Self {
             processed_ok: processed.with_label_values(&["200"]),
             processed_error: processed.with_label_values(&["500"]),
             processed,
             duration,
             in_flight,
+            exemplars,
         })
     }
 

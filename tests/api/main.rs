@@ -2,6 +2,7 @@
 mod binary;
 mod concurrency;
 mod exactness;
+mod exemplars;
 mod exposition;
 mod health;
 mod helpers;
