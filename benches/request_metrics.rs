@@ -26,7 +26,7 @@ use prometheus::Registry;
 fn metrics() -> &'static Metrics {
     let buckets: Buckets = DEFAULT_BUCKETS.parse().expect("default buckets");
     Box::leak(Box::new(
-        Metrics::register(&Registry::new(), &buckets.0).expect("fresh registry"),
+        Metrics::register(&Registry::new(), &buckets.0, 1.1).expect("fresh registry"),
     ))
 }
 
@@ -55,7 +55,7 @@ fn request_metrics(c: &mut Criterion) {
             let start = Instant::now();
             let status = black_box(200);
             let seconds = start.elapsed().as_secs_f64();
-            metrics.duration.observe(seconds);
+            metrics.observe_duration(seconds);
             metrics.processed(status).inc();
             metrics.exemplars.record(status, seconds, TraceId([7; 16]));
             metrics.in_flight.dec();

@@ -141,7 +141,7 @@ impl Drop for Recording {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
         let seconds = elapsed.as_secs_f64();
-        self.metrics.duration.observe(seconds);
+        self.metrics.observe_duration(seconds);
         self.metrics.processed(self.status).inc();
         // After the observation, so that a scrape that reads the exemplars
         // first finds each one counted (see `Exemplars::snapshot`).
@@ -170,7 +170,7 @@ mod tests {
     fn metrics() -> &'static Metrics {
         let buckets = [0.05, 0.1, 1.0];
         Box::leak(Box::new(
-            Metrics::register(&Registry::new(), &buckets).unwrap(),
+            Metrics::register(&Registry::new(), &buckets, 1.1).unwrap(),
         ))
     }
 

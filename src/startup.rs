@@ -190,7 +190,7 @@ impl Application {
     /// Registers the metrics, reads the metrics token and binds the listen
     /// addresses (port 0 picks a free one).
     pub async fn build(config: &Config, shutdown: Shutdown) -> Result<Self, StartError> {
-        metrics::init(&config.buckets.0)?;
+        metrics::init(&config.buckets.0, config.native_histogram_bucket_factor)?;
         let mut state = AppState::new(config, shutdown);
         state.metrics_token = config
             .metrics_token_file

@@ -31,7 +31,7 @@ fn client(error_rate: f64) -> TestClient<impl poem::Endpoint> {
 
 #[tokio::test]
 async fn four_200s_and_one_500_give_the_seed_lines() {
-    metrics::init(&Config::defaults().buckets.0).unwrap();
+    metrics::init(&Config::defaults().buckets.0, 1.1).unwrap();
     let (succeeds, fails) = (client(0.0), client(1.0));
 
     let first = scrape(&succeeds).await;

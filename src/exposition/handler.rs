@@ -13,6 +13,7 @@ use prometheus::{proto::MetricFamily, IntCounterVec, IntGauge, Opts, Registry};
 
 use super::{
     exemplars::ExemplarSnapshot,
+    native_histogram::NativeBuckets,
     negotiation::{accepts_gzip, Format, Negotiated},
 };
 use crate::{metrics, metrics_token::MetricsToken};
@@ -132,13 +133,14 @@ impl MetricsResponse {
     pub fn exposition(
         families: &[MetricFamily],
         exemplars: &ExemplarSnapshot,
+        native: Option<&NativeBuckets>,
         headers: &HeaderMap,
     ) -> Self {
         let header = |name| headers.get(name).and_then(|value| value.to_str().ok());
         let negotiated = Negotiated::from_accept(header(header::ACCEPT));
         let compress = accepts_gzip(header(header::ACCEPT_ENCODING));
         let format = negotiated.format;
-        let body = match format.encode(families, exemplars) {
+        let body = match format.encode(families, exemplars, native) {
             Ok(body) => body,
             Err(err) => return Self::failed(format!("failed to encode metrics: {err}")),
         };
@@ -241,11 +243,18 @@ impl MetricsApi {
             )
         });
         let response = if authorized {
+            let metrics = metrics::global();
             // Exemplars first: each is then counted in the families gathered after.
-            let exemplars = metrics::global().exemplars.snapshot();
+            let exemplars = metrics.exemplars.snapshot();
+            let mut families = prometheus::gather();
+            let native = metrics
+                .native
+                .as_ref()
+                .map(|native| native.collect_into(&metrics.duration, &mut families));
             MetricsResponse::exposition(
-                &only_named(prometheus::gather(), names.as_deref().unwrap_or_default()),
+                &only_named(families, names.as_deref().unwrap_or_default()),
                 &exemplars,
+                native.as_ref(),
                 headers,
             )
         } else {
@@ -309,6 +318,7 @@ mod tests {
         let plain = body_of(MetricsResponse::exposition(
             &families(),
             &no_exemplars(),
+            None,
             &HeaderMap::new(),
         ));
         assert_eq!(
@@ -323,6 +333,7 @@ mod tests {
         let zipped = body_of(MetricsResponse::exposition(
             &families(),
             &no_exemplars(),
+            None,
             &headers(&[(header::ACCEPT_ENCODING, "gzip")]),
         ));
         assert_eq!(
@@ -343,6 +354,7 @@ mod tests {
             let (content_type, encoding, body) = body_of(MetricsResponse::exposition(
                 &families(),
                 &no_exemplars(),
+                None,
                 &headers(&[(header::ACCEPT, accept)]),
             ));
             assert_eq!((content_type.as_str(), encoding), (TEXT, None), "{accept}");
@@ -368,6 +380,7 @@ mod tests {
             let response = MetricsResponse::exposition(
                 std::slice::from_ref(&empty),
                 &no_exemplars(),
+                None,
                 &headers(&[(header::ACCEPT, accept)]),
             );
             let MetricsResponse::Failed(PlainText(reason)) = response else {
@@ -384,7 +397,7 @@ mod tests {
         ScrapeMetrics::register(&registry).unwrap();
         let text = String::from_utf8(
             Format::Text
-                .encode(&registry.gather(), &no_exemplars())
+                .encode(&registry.gather(), &no_exemplars(), None)
                 .unwrap(),
         )
         .unwrap();

@@ -50,7 +50,9 @@ impl TestApp {
     /// The app with `/metrics` behind `token`, if any.
     pub async fn spawn_with_token(work: WorkSettings, token: Option<MetricsToken>) -> Self {
         let metrics_in_use = METRICS_IN_USE.lock().await;
-        metrics::init(&Config::defaults().buckets.0).expect("metrics register");
+        let config = Config::defaults();
+        metrics::init(&config.buckets.0, config.native_histogram_bucket_factor)
+            .expect("metrics register");
         let state = AppState {
             work,
             shutdown: Shutdown::default(),
