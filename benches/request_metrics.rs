@@ -5,7 +5,8 @@
 //! - `with_request_metrics`: the same endpoint wrapped in `RequestMetrics`; the
 //!   difference between the two is the middleware's cost per request;
 //! - `metric_ops`: only the metric operations the middleware does per request
-//!   (gauge up, clock, histogram, counter, gauge down), without the endpoint.
+//!   (gauge up, clock, histogram, counter, exemplars, gauge down), without
+//!   the endpoint or the trace context.
 //!
 //! `cargo bench --bench request_metrics`; `scripts/bench.sh` runs it and reports
 //! the difference against the 100 ns target.
@@ -17,6 +18,7 @@ use myapp::{
     config::{Buckets, DEFAULT_BUCKETS},
     metrics::Metrics,
     request_metrics::RequestMetrics,
+    trace_context::TraceId,
 };
 use poem::{endpoint::make_sync, Endpoint, EndpointExt, Request, Response};
 use prometheus::Registry;
@@ -24,7 +26,7 @@ use prometheus::Registry;
 fn metrics() -> &'static Metrics {
     let buckets: Buckets = DEFAULT_BUCKETS.parse().expect("default buckets");
     Box::leak(Box::new(
-        Metrics::register(&Registry::new(), &buckets.0).expect("fresh registry"),
+        Metrics::register(&Registry::new(), &buckets.0, 1.1).expect("fresh registry"),
     ))
 }
 
@@ -52,8 +54,10 @@ fn request_metrics(c: &mut Criterion) {
             metrics.in_flight.inc();
             let start = Instant::now();
             let status = black_box(200);
-            metrics.duration.observe(start.elapsed().as_secs_f64());
+            let seconds = start.elapsed().as_secs_f64();
+            metrics.observe_duration(seconds);
             metrics.processed(status).inc();
+            metrics.exemplars.record(status, seconds, TraceId([7; 16]));
             metrics.in_flight.dec();
         })
     });

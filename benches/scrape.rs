@@ -14,7 +14,7 @@ use prometheus::{Encoder, TextEncoder};
 
 fn scrape(c: &mut Criterion) {
     let buckets: Buckets = DEFAULT_BUCKETS.parse().expect("default buckets");
-    let metrics = metrics::init(&buckets.0).expect("registered once");
+    let metrics = metrics::init(&buckets.0, 1.1).expect("registered once");
     // A scrape of a service that has been working: every series present.
     for (status, seconds) in [(200, 0.3), (500, 1.2), (499, 2.2)] {
         metrics.processed(status).inc();

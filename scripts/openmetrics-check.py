@@ -4,7 +4,11 @@ Python's prometheus_client (its strict OpenMetrics parser, which refuses a
 body without `# EOF`, a bad `# UNIT`, a counter family named with `_total`,
 ...), not by code of ours.
 
-Usage: openmetrics-check.py http://HOST:PORT/metrics
+Usage: openmetrics-check.py http://HOST:PORT/metrics [TRACE_ID]
+
+With TRACE_ID (of the last /work request, sent in its traceparent), also
+checks that the parser finds it as the exemplar of one bucket of the latency
+histogram and of one series of the request counter.
 
 Scrapes the text format, then OpenMetrics with Prometheus 3's default Accept,
 on a service that nothing else is talking to. Every sample must be in both
@@ -42,7 +46,10 @@ def get(url, accept=None):
         return response.headers["Content-Type"], response.read().decode()
 
 
-def samples(families):
+exemplars = []
+
+
+def samples(families, keep_exemplars=False):
     """{(name, sorted labels): value} and {family name: (type, unit)}."""
     values, kinds = {}, {}
     for family in families:
@@ -56,22 +63,29 @@ def samples(families):
             # OpenMetrics.
             labels = {k: float(v) if k == "le" else v for k, v in sample.labels.items()}
             values[(sample.name, tuple(sorted(labels.items())))] = float(sample.value)
+            if keep_exemplars and sample.exemplar:
+                exemplars.append((sample.name, sample.exemplar))
     return values, kinds
 
 
-def main(url):
+def main(url, trace_id=None):
     text_type, text_body = get(url)
     om_type, om_body = get(url, PROMETHEUS_3)
     check(f"text Content-Type: {text_type}", text_type == TEXT)
     check(f"OpenMetrics Content-Type: {om_type}", om_type == OPENMETRICS)
     check("OpenMetrics ends with # EOF", om_body.endswith("# EOF\n"))
     try:
-        om, om_kinds = samples(parse_openmetrics(om_body))
+        om, om_kinds = samples(parse_openmetrics(om_body), keep_exemplars=True)
     except ValueError as err:
         check(f"the strict OpenMetrics parser accepts the body ({err})", False)
         return
     check("the strict OpenMetrics parser accepts the body", True)
     text, text_kinds = samples(parse_text(text_body))
+    check("no exemplar in the text answer", " # {" not in text_body)
+    if trace_id:
+        traced = sorted(name for name, e in exemplars if e.labels == {"trace_id": trace_id})
+        check(f"trace {trace_id} is the exemplar of {traced}", traced == [
+            "myapp_processed_ops_total", "myapp_request_duration_seconds_bucket"])
 
     only = sorted(set(om) ^ set(text))
     check(f"the same {len(text)} samples in both{f' (not in both: {only})' if only else ''}", not only)
@@ -113,5 +127,5 @@ def main(url):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])
     sys.exit(1 if failed else 0)

@@ -36,8 +36,16 @@ check "histogram +Inf bucket is $REQUESTS" has_line "myapp_request_duration_seco
 check "histogram has the 0.5 s bucket" grep -q '^myapp_request_duration_seconds_bucket{le="0.5"} ' "$out/metrics.txt"
 check "nothing in flight" has_line 'myapp_requests_in_flight 0'
 
+# One more request, traced: its trace id becomes the newest exemplar of its
+# bucket and of its counter series.
+trace_id=$(printf '%08x' $RANDOM $RANDOM $RANDOM $RANDOM)
+traced=$(curl -s -o /dev/null -D - -H "traceparent: 00-$trace_id-00f067aa0ba902b7-01" "$base/work" |
+  tr -d '\r' | sed -n 's/^traceparent: //p')
+check "the traced request's answer carries its trace ($traced)" test "${traced:3:32}" = "$trace_id"
+check "its log line carries trace_id=$trace_id" grep -q "path=/work status=[0-9]* trace_id=$trace_id " "$out/myapp.log"
+
 echo "OpenMetrics, parsed by prometheus_client's strict parser, against the text format:"
-openmetrics_ok() { python3 scripts/openmetrics-check.py "$base/metrics" | tee "$out/openmetrics-check.txt"; }
+openmetrics_ok() { python3 scripts/openmetrics-check.py "$base/metrics" "$trace_id" | tee "$out/openmetrics-check.txt"; }
 check "the OpenMetrics answer holds the values of the text answer" openmetrics_ok
 
 check "/docs serves Swagger UI" grep -q SwaggerUIBundle <(curl -s "$base/docs")

@@ -128,6 +128,14 @@ pub struct Config {
     /// [default: none: plain HTTP, open].
     #[arg(long, env = "MYAPP_WEB_CONFIG_FILE")]
     pub web_config_file: Option<PathBuf>,
+    /// Growth factor of the native (sparse, exponential) buckets of the latency
+    /// histogram, exposed in protobuf answers beside its classic buckets: each
+    /// bucket is at most this many times wider than the one below (client_golang's
+    /// NativeHistogramBucketFactor; 1.1 gives schema 3). 0 turns them off; else
+    /// above 1. At most 160 buckets (beyond, the resolution halves); values at
+    /// or below 2^-128 s count in the zero bucket.
+    #[arg(long, env = "MYAPP_NATIVE_HISTOGRAM_BUCKET_FACTOR", default_value_t = 1.1, value_parser = parse_bucket_factor)]
+    pub native_histogram_bucket_factor: f64,
     /// Log format.
     #[arg(long, env = "MYAPP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -180,6 +188,15 @@ fn parse_share(value: &str) -> Result<f64, String> {
         Ok(share)
     } else {
         Err(SHARE_RULE.to_string())
+    }
+}
+
+fn parse_bucket_factor(value: &str) -> Result<f64, String> {
+    let factor: f64 = value.parse().map_err(|_| "not a number".to_string())?;
+    if factor == 0.0 || (factor > 1.0 && factor.is_finite()) {
+        Ok(factor)
+    } else {
+        Err("must be 0 (off) or a finite number above 1, e.g. 1.1".to_string())
     }
 }
 
@@ -240,6 +257,19 @@ mod tests {
         assert_eq!(config.max_in_flight, 10_000);
         assert_eq!(config.shutdown_delay_secs, 0);
         assert_eq!(config.web_config_file, None);
+        assert_eq!(config.native_histogram_bucket_factor, 1.1);
+    }
+
+    #[test]
+    fn the_bucket_factor_is_off_or_above_one() {
+        assert_eq!(parse_bucket_factor("0"), Ok(0.0));
+        assert_eq!(parse_bucket_factor("1.0001"), Ok(1.0001));
+        assert_eq!(parse_bucket_factor("2"), Ok(2.0));
+        let refused = Err("must be 0 (off) or a finite number above 1, e.g. 1.1".to_string());
+        for bad in ["1", "0.5", "-1.1", "inf", "NaN", "0.0001"] {
+            assert_eq!(parse_bucket_factor(bad), refused, "{bad}");
+        }
+        assert_eq!(parse_bucket_factor("fast"), Err("not a number".to_string()));
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod server;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod trace_context;
 pub mod web_config;
 pub mod work;
 pub mod workload;

@@ -6,8 +6,12 @@ use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
+use prometheus::core::Collector;
+
 use crate::{
-    exposition, process_metrics::ProcessCollector, runtime_metrics::RuntimeCollector,
+    exposition::{self, Exemplars, NativeHistogram},
+    process_metrics::ProcessCollector,
+    runtime_metrics::RuntimeCollector,
     workload::WorkloadMetrics,
 };
 
@@ -25,11 +29,20 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// The settings of the workload in force.
     pub workload: WorkloadMetrics,
+    /// The newest request of each histogram bucket and counter series.
+    pub exemplars: Exemplars,
+    /// The native buckets of `duration`, unless turned off.
+    pub native: Option<NativeHistogram>,
 }
 
 impl Metrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &Registry, buckets: &[f64]) -> prometheus::Result<Self> {
+    /// Creates the metrics and registers them in `registry`; the histogram
+    /// has native buckets of this growth factor too, unless it is 0.
+    pub fn register(
+        registry: &Registry,
+        buckets: &[f64],
+        native_factor: f64,
+    ) -> prometheus::Result<Self> {
         let processed = IntCounterVec::new(
             Opts::new(
                 "myapp_processed_ops_total",
@@ -62,6 +75,12 @@ impl Metrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(build_info))?;
+        let exemplars = Exemplars::new(
+            &duration.desc()[0].fq_name,
+            buckets,
+            &processed.desc()[0].fq_name,
+            "status",
+        );
         Ok(Self {
             workload: WorkloadMetrics::register(registry)?,
             processed_ok: processed.with_label_values(&["200"]),
@@ -69,7 +88,17 @@ impl Metrics {
             processed,
             duration,
             in_flight,
+            exemplars,
+            native: (native_factor > 0.0).then(|| NativeHistogram::new(native_factor)),
         })
+    }
+
+    /// Observes a request's duration in the histogram and its native buckets.
+    pub fn observe_duration(&self, seconds: f64) {
+        match &self.native {
+            Some(native) => native.observe(&self.duration, seconds),
+            None => self.duration.observe(seconds),
+        }
     }
 
     /// The counter of requests answered with `status`; borrowed for 200 and
@@ -86,12 +115,13 @@ impl Metrics {
 static METRICS: Mutex<Option<&'static Metrics>> = Mutex::new(None);
 
 /// Registers every metric of the service in the default registry: the
-/// [`Metrics`] of `/work` with these histogram buckets, the scrape metrics of
+/// [`Metrics`] of `/work` with these histogram buckets (and native ones of
+/// this growth factor, unless 0), the scrape metrics of
 /// `/metrics`, the process's metrics and the tokio runtime's gauges.
 ///
 /// The first call registers; later calls in the same process (tests build many
 /// apps) return the metrics it registered.
-pub fn init(buckets: &[f64]) -> prometheus::Result<&'static Metrics> {
+pub fn init(buckets: &[f64], native_factor: f64) -> prometheus::Result<&'static Metrics> {
     let mut slot = METRICS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -99,7 +129,11 @@ pub fn init(buckets: &[f64]) -> prometheus::Result<&'static Metrics> {
         return Ok(metrics);
     }
     let registry = prometheus::default_registry();
-    let metrics: &'static Metrics = Box::leak(Box::new(Metrics::register(registry, buckets)?));
+    let metrics: &'static Metrics = Box::leak(Box::new(Metrics::register(
+        registry,
+        buckets,
+        native_factor,
+    )?));
     exposition::init(registry)?;
     registry.register(Box::new(ProcessCollector::new()?))?;
     registry.register(Box::new(RuntimeCollector::new()?))?;

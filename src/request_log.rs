@@ -7,9 +7,12 @@ use poem::{
 };
 use tracing::{field::display, Level};
 
+use crate::trace_context::{trace_id_of, TRACEPARENT};
+
 /// Logs each answered request at INFO: method, path (with the query), status,
-/// the error's message for an error, the client's address and the duration in
-/// milliseconds. Put it outermost.
+/// the error's message for an error, the trace id of a `/work` answer (from
+/// the `traceparent` that `RequestMetrics` put on it), the client's address and
+/// the duration in milliseconds. Put it outermost.
 ///
 /// Unlike poem's `Tracing`, it reads nothing from the request unless its line
 /// is enabled: with `RUST_LOG=warn` a request costs one check of the filter.
@@ -41,15 +44,20 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
         });
         let result = self.inner.call(req).await.map(IntoResponse::into_response);
         if let Some(line) = line {
-            let (status, error) = match &result {
-                Ok(response) => (response.status(), None),
-                Err(err) => (err.status(), Some(display(err))),
+            let (status, error, trace_id) = match &result {
+                Ok(response) => (
+                    response.status(),
+                    None,
+                    response.headers().get(TRACEPARENT).and_then(trace_id_of),
+                ),
+                Err(err) => (err.status(), Some(display(err)), None),
             };
             tracing::info!(
                 method = %line.method,
                 path = %line.uri,
                 status = status.as_u16(),
                 error,
+                trace_id = trace_id.map(display),
                 remote_addr = line.remote_addr.map(display),
                 // Microsecond precision: 0.017, not 0.017426.
                 duration_ms = line.start.elapsed().as_micros() as f64 / 1e3,
@@ -108,6 +116,30 @@ mod tests {
         );
         assert!(
             lines[1].contains(" INFO myapp::request_log: request method=GET path=/missing status=404 error=not found duration_ms="),
+            "{logs}"
+        );
+    }
+
+    #[handler]
+    fn traced() -> poem::Response {
+        poem::Response::builder()
+            .header(
+                TRACEPARENT,
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )
+            .body("done")
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_a_traceparent_logs_its_trace_id() {
+        let (logs, _default) = capture_logs(Level::INFO);
+        let client = TestClient::new(traced.with(RequestLog));
+        client.get("/").send().await.assert_status_is_ok();
+        let logs = logs.text();
+        assert!(
+            logs.contains(
+                " request method=GET path=/ status=200 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 duration_ms="
+            ),
             "{logs}"
         );
     }

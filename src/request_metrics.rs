@@ -10,14 +10,23 @@ use std::{
 use pin_project_lite::pin_project;
 use poem::{http::StatusCode, Endpoint, IntoResponse, Middleware, Request, Response, Result};
 
-use crate::metrics::Metrics;
+use crate::{
+    metrics::Metrics,
+    trace_context::{TraceContext, TRACEPARENT},
+};
 
 /// The status recorded for a request whose client went away before the answer
 /// (nginx's "client closed request").
 pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 /// Records each request in [`Metrics`]: the in-flight gauge while it runs, then
-/// its duration in the histogram and its status in the counter, exactly once.
+/// its duration in the histogram and its status in the counter, exactly once,
+/// with the request's trace id as the exemplar of its bucket and series.
+///
+/// The trace id is the one of a valid W3C `traceparent` request header, or a
+/// new random one; the answer carries it in its own `traceparent` (with a
+/// new parent id), except an error answer (a caught panic), which is made
+/// from the error further out.
 ///
 /// Errors count with the status they become, panics are caught and count (and
 /// answer) as 500, and a request dropped unanswered because its client closed
@@ -54,7 +63,8 @@ impl<E: Endpoint> Endpoint for RequestMetricsEndpoint<E> {
     type Output = Response;
 
     fn call(&self, req: Request) -> impl Future<Output = Result<Response>> + Send {
-        let recording = Recording::start(self.metrics);
+        let trace = TraceContext::from_header(req.headers().get(TRACEPARENT));
+        let recording = Recording::start(self.metrics, trace);
         Recorded {
             inner: self.inner.call(req),
             recording,
@@ -91,6 +101,12 @@ where
             // not polled again: this one is ready.
             Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into()),
         };
+        let result = result.map(|mut response| {
+            response
+                .headers_mut()
+                .insert(TRACEPARENT, this.recording.trace.response_header());
+            response
+        });
         this.recording.status = match &result {
             Ok(response) => response.status(),
             Err(err) => err.status(),
@@ -106,15 +122,17 @@ struct Recording {
     metrics: &'static Metrics,
     start: Instant,
     status: u16,
+    trace: TraceContext,
 }
 
 impl Recording {
-    fn start(metrics: &'static Metrics) -> Self {
+    fn start(metrics: &'static Metrics, trace: TraceContext) -> Self {
         metrics.in_flight.inc();
         Self {
             metrics,
             start: Instant::now(),
             status: CLIENT_CLOSED_REQUEST,
+            trace,
         }
     }
 }
@@ -122,8 +140,14 @@ impl Recording {
 impl Drop for Recording {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        self.metrics.duration.observe(elapsed.as_secs_f64());
+        let seconds = elapsed.as_secs_f64();
+        self.metrics.observe_duration(seconds);
         self.metrics.processed(self.status).inc();
+        // After the observation, so that a scrape that reads the exemplars
+        // first finds each one counted (see `Exemplars::snapshot`).
+        self.metrics
+            .exemplars
+            .record(self.status, seconds, self.trace.trace_id);
         self.metrics.in_flight.dec();
         if self.status == CLIENT_CLOSED_REQUEST {
             tracing::info!(
@@ -146,7 +170,7 @@ mod tests {
     fn metrics() -> &'static Metrics {
         let buckets = [0.05, 0.1, 1.0];
         Box::leak(Box::new(
-            Metrics::register(&Registry::new(), &buckets).unwrap(),
+            Metrics::register(&Registry::new(), &buckets, 1.1).unwrap(),
         ))
     }
 
@@ -187,6 +211,61 @@ mod tests {
         }
         assert_eq!(counts(metrics, 200), (3, 3));
         assert_eq!(metrics.in_flight.get(), 0);
+    }
+
+    /// The exemplar of the counter series of `status`, as (trace id, value).
+    fn counter_exemplar(metrics: &Metrics, status: &str) -> Option<(String, f64)> {
+        let mut label = prometheus::proto::LabelPair::default();
+        label.set_name("status".to_string());
+        label.set_value(status.to_string());
+        let series = prometheus::proto::Metric::from_label(vec![label]);
+        metrics
+            .exemplars
+            .snapshot()
+            .counter("myapp_processed_ops_total", &series)
+            .map(|exemplar| (exemplar.trace_id.to_string(), exemplar.value))
+    }
+
+    #[tokio::test]
+    async fn the_trace_id_of_a_valid_traceparent_is_answered_and_becomes_the_exemplar() {
+        let metrics = metrics();
+        let client = TestClient::new(ok.with(RequestMetrics::new(metrics)));
+        let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let response = client.get("/").header("traceparent", sent).send().await;
+        let answered = response.0.headers()[TRACEPARENT].to_str().unwrap();
+        assert_eq!(&answered[..36], &sent[..36]);
+        assert_eq!(&answered[52..], "-01");
+        assert_eq!(
+            counter_exemplar(metrics, "200"),
+            Some(("4bf92f3577b34da6a3ce929d0e0e4736".to_string(), 1.0))
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_valid_traceparent_a_new_trace_id_is_answered_and_recorded() {
+        let metrics = metrics();
+        let client = TestClient::new(ok.with(RequestMetrics::new(metrics)));
+        for sent in [
+            None,
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0"),
+        ] {
+            let mut request = client.get("/");
+            if let Some(sent) = sent {
+                request = request.header("traceparent", sent);
+            }
+            let response = request.send().await;
+            let answered = response.0.headers()[TRACEPARENT]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let trace_id = &answered[3..35];
+            assert_ne!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_eq!(
+                counter_exemplar(metrics, "200"),
+                Some((trace_id.to_string(), 1.0)),
+                "sent {sent:?}"
+            );
+        }
     }
 
     #[tokio::test]

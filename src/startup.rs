@@ -241,7 +241,7 @@ impl Application {
     /// Registers the metrics, reads the metrics token, applies the workload
     /// file and binds the listen addresses (port 0 picks a free one).
     pub async fn build(config: &Config, shutdown: Shutdown) -> Result<Self, StartError> {
-        let metrics = metrics::init(&config.buckets.0)?;
+        let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor)?;
         let mut state = AppState::new(config, shutdown, metrics.workload.clone());
         let workload_file = match &config.workload_file {
             Some(path) => {

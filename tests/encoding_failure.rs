@@ -61,7 +61,7 @@ async fn an_encoding_failure_answers_500_is_logged_and_counted() {
             .finish(),
     );
     let config = Config::defaults();
-    let metrics = metrics::init(&config.buckets.0).unwrap();
+    let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor).unwrap();
     let client = TestClient::new(app(&AppState::new(
         &config,
         Shutdown::default(),

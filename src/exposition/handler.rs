@@ -11,8 +11,12 @@ use poem_openapi::{
 };
 use prometheus::{proto::MetricFamily, IntCounterVec, IntGauge, Opts, Registry};
 
-use super::negotiation::{accepts_gzip, Format, Negotiated};
-use crate::metrics_token::MetricsToken;
+use super::{
+    exemplars::ExemplarSnapshot,
+    native_histogram::NativeBuckets,
+    negotiation::{accepts_gzip, Format, Negotiated},
+};
+use crate::{metrics, metrics_token::MetricsToken};
 
 /// The value of `Vary` on every exposition: both request headers change the answer.
 pub const VARY: &str = "Accept-Encoding, Accept";
@@ -124,13 +128,19 @@ pub enum MetricsResponse {
 }
 
 impl MetricsResponse {
-    /// The exposition of `families` that `headers` ask for.
-    pub fn exposition(families: &[MetricFamily], headers: &HeaderMap) -> Self {
+    /// The exposition of `families`, with `exemplars` where the format has
+    /// room for them, that `headers` ask for.
+    pub fn exposition(
+        families: &[MetricFamily],
+        exemplars: &ExemplarSnapshot,
+        native: Option<&NativeBuckets>,
+        headers: &HeaderMap,
+    ) -> Self {
         let header = |name| headers.get(name).and_then(|value| value.to_str().ok());
         let negotiated = Negotiated::from_accept(header(header::ACCEPT));
         let compress = accepts_gzip(header(header::ACCEPT_ENCODING));
         let format = negotiated.format;
-        let body = match format.encode(families) {
+        let body = match format.encode(families, exemplars, native) {
             Ok(body) => body,
             Err(err) => return Self::failed(format!("failed to encode metrics: {err}")),
         };
@@ -226,8 +236,18 @@ impl MetricsApi {
             .expect("metrics::init runs before the app is built");
         scrapes.in_flight.inc();
         let response = if MetricsToken::admits(self.token.as_ref(), headers) {
+            let metrics = metrics::global();
+            // Exemplars first: each is then counted in the families gathered after.
+            let exemplars = metrics.exemplars.snapshot();
+            let mut families = prometheus::gather();
+            let native = metrics
+                .native
+                .as_ref()
+                .map(|native| native.collect_into(&metrics.duration, &mut families));
             MetricsResponse::exposition(
-                &only_named(prometheus::gather(), names.as_deref().unwrap_or_default()),
+                &only_named(families, names.as_deref().unwrap_or_default()),
+                &exemplars,
+                native.as_ref(),
                 headers,
             )
         } else {
@@ -259,6 +279,10 @@ mod tests {
         registry.gather()
     }
 
+    fn no_exemplars() -> ExemplarSnapshot {
+        ExemplarSnapshot::default()
+    }
+
     fn headers(pairs: &[(header::HeaderName, &'static str)]) -> HeaderMap {
         pairs
             .iter()
@@ -284,7 +308,12 @@ mod tests {
 
     #[test]
     fn the_exposition_is_gzipped_when_asked_and_decompresses_to_the_plain_one() {
-        let plain = body_of(MetricsResponse::exposition(&families(), &HeaderMap::new()));
+        let plain = body_of(MetricsResponse::exposition(
+            &families(),
+            &no_exemplars(),
+            None,
+            &HeaderMap::new(),
+        ));
         assert_eq!(
             (plain.0.as_str(), plain.1.as_deref()),
             (TEXT, None),
@@ -296,6 +325,8 @@ mod tests {
         );
         let zipped = body_of(MetricsResponse::exposition(
             &families(),
+            &no_exemplars(),
+            None,
             &headers(&[(header::ACCEPT_ENCODING, "gzip")]),
         ));
         assert_eq!(
@@ -315,6 +346,8 @@ mod tests {
         for accept in ["*/*", "text/plain", "text/plain; version=0.0.4", browser] {
             let (content_type, encoding, body) = body_of(MetricsResponse::exposition(
                 &families(),
+                &no_exemplars(),
+                None,
                 &headers(&[(header::ACCEPT, accept)]),
             ));
             assert_eq!((content_type.as_str(), encoding), (TEXT, None), "{accept}");
@@ -339,6 +372,8 @@ mod tests {
         ] {
             let response = MetricsResponse::exposition(
                 std::slice::from_ref(&empty),
+                &no_exemplars(),
+                None,
                 &headers(&[(header::ACCEPT, accept)]),
             );
             let MetricsResponse::Failed(PlainText(reason)) = response else {
@@ -353,7 +388,12 @@ mod tests {
     fn scrape_counters_of_200_500_and_503_start_at_zero() {
         let registry = Registry::new();
         ScrapeMetrics::register(&registry).unwrap();
-        let text = String::from_utf8(Format::Text.encode(&registry.gather()).unwrap()).unwrap();
+        let text = String::from_utf8(
+            Format::Text
+                .encode(&registry.gather(), &no_exemplars(), None)
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             text,
             "# HELP promhttp_metric_handler_requests_in_flight Current number of scrapes being served.\n\

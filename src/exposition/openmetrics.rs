@@ -2,15 +2,21 @@
 //! `expfmt.MetricFamilyToOpenMetrics` writes it: counter families named
 //! without `_total` in `# HELP` and `# TYPE` (their samples keep it), `# UNIT`
 //! for families named after a unit, numbers in Go's shortest form with `.0`
-//! on whole ones (`le="1.0"`), double quotes escaped in help texts too, and
-//! `# EOF` last.
+//! on whole ones (`le="1.0"`), double quotes escaped in help texts too,
+//! exemplars after the counter and bucket samples that have one
+//! (`# {trace_id="…"} 0.042 1764208800.123`), and `# EOF` last.
 use std::fmt::Write;
 
 use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 
+use super::exemplars::{Exemplar, ExemplarSnapshot};
+
 /// Encodes `families` as OpenMetrics text, refusing a family without a
 /// metric or a name as the crate's encoders do.
-pub(super) fn encode(families: &[MetricFamily]) -> prometheus::Result<Vec<u8>> {
+pub(super) fn encode(
+    families: &[MetricFamily],
+    exemplars: &ExemplarSnapshot,
+) -> prometheus::Result<Vec<u8>> {
     let mut out = String::new();
     for family in families {
         let missing = if family.get_metric().is_empty() {
@@ -25,7 +31,7 @@ pub(super) fn encode(families: &[MetricFamily]) -> prometheus::Result<Vec<u8>> {
                 "MetricFamily has no {missing}: {family:?}"
             )));
         }
-        write_family(&mut out, family);
+        write_family(&mut out, family, exemplars);
     }
     out.push_str("# EOF\n");
     Ok(out.into_bytes())
@@ -40,7 +46,7 @@ fn unit(name: &str) -> Option<&'static str> {
     })
 }
 
-fn write_family(out: &mut String, family: &MetricFamily) {
+fn write_family(out: &mut String, family: &MetricFamily, exemplars: &ExemplarSnapshot) {
     let name = family.name();
     let kind = family.get_field_type();
     let counter_total = kind == MetricType::COUNTER && name.ends_with("_total");
@@ -66,13 +72,9 @@ fn write_family(out: &mut String, family: &MetricFamily) {
     for metric in family.get_metric() {
         match kind {
             MetricType::COUNTER => {
-                sample(
-                    out,
-                    name,
-                    metric,
-                    None,
-                    &float(metric.get_counter().value()),
-                );
+                let value = float(metric.get_counter().value());
+                sample(out, name, metric, None, &value);
+                exemplar(out, exemplars.counter(name, metric));
             }
             MetricType::GAUGE => {
                 sample(out, name, metric, None, &float(metric.get_gauge().value()))
@@ -112,15 +114,18 @@ fn write_family(out: &mut String, family: &MetricFamily) {
                 let histogram = metric.get_histogram();
                 let bucket_name = format!("{name}_bucket");
                 let mut inf_seen = false;
-                for bucket in histogram.get_bucket() {
+                for (index, bucket) in histogram.get_bucket().iter().enumerate() {
                     let le = float(bucket.upper_bound());
                     inf_seen |= bucket.upper_bound() == f64::INFINITY;
                     let count = bucket.cumulative_count().to_string();
                     sample(out, &bucket_name, metric, Some(("le", &le)), &count);
+                    exemplar(out, exemplars.bucket(name, index));
                 }
                 let count = histogram.get_sample_count().to_string();
                 if !inf_seen {
                     sample(out, &bucket_name, metric, Some(("le", "+Inf")), &count);
+                    let index = histogram.get_bucket().len();
+                    exemplar(out, exemplars.bucket(name, index));
                 }
                 let sum = float(histogram.get_sample_sum());
                 sample(out, &format!("{name}_sum"), metric, None, &sum);
@@ -130,13 +135,30 @@ fn write_family(out: &mut String, family: &MetricFamily) {
     }
 }
 
-/// One sample line: the name, the metric's labels and `extra`, the value.
+/// One sample line: the name, the metric's labels and `extra`, the value;
+/// [`exemplar`] may end it.
 fn sample(out: &mut String, name: &str, metric: &Metric, extra: Option<(&str, &str)>, value: &str) {
     out.push_str(name);
     write_labels(out, metric.get_label(), extra);
     out.push(' ');
     out.push_str(value);
     out.push('\n');
+}
+
+/// Puts ` # {trace_id="…"} value timestamp` at the end of the sample line
+/// just written, when there is an exemplar.
+fn exemplar(out: &mut String, exemplar: Option<&Exemplar>) {
+    let Some(exemplar) = exemplar else {
+        return;
+    };
+    out.pop();
+    let _ = writeln!(
+        out,
+        " # {{trace_id=\"{}\"}} {} {}",
+        exemplar.trace_id,
+        float(exemplar.value),
+        float(exemplar.seconds())
+    );
 }
 
 fn write_labels(out: &mut String, labels: &[LabelPair], extra: Option<(&str, &str)>) {
@@ -259,7 +281,9 @@ mod tests {
         registry.register(Box::new(histogram)).unwrap();
         registry.register(Box::new(gauge)).unwrap();
         registry.register(Box::new(not_total)).unwrap();
-        let text = String::from_utf8(encode(&registry.gather()).unwrap()).unwrap();
+        let text =
+            String::from_utf8(encode(&registry.gather(), &ExemplarSnapshot::default()).unwrap())
+                .unwrap();
         assert_eq!(
             text,
             "# HELP events Events\n\
@@ -287,6 +311,55 @@ mod tests {
     }
 
     #[test]
+    fn exemplars_follow_their_counter_and_bucket_samples() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        use crate::trace_context::TraceId;
+
+        let registry = Registry::new();
+        let counter = IntCounterVec::new(Opts::new("ops_total", "Ops"), &["status"]).unwrap();
+        counter.with_label_values(&["200"]).inc();
+        counter.with_label_values(&["500"]).inc();
+        let histogram = Histogram::with_opts(
+            HistogramOpts::new("latency_seconds", "Latency").buckets(vec![0.5, 1.0]),
+        )
+        .unwrap();
+        histogram.observe(0.25);
+        histogram.observe(2.0);
+        registry.register(Box::new(counter)).unwrap();
+        registry.register(Box::new(histogram)).unwrap();
+        let exemplars =
+            super::super::Exemplars::new("latency_seconds", &[0.5, 1.0], "ops_total", "status");
+        exemplars.record(200, 0.25, TraceId([0xab; 16]));
+        exemplars.record(200, 2.0, TraceId([0x01; 16]));
+        let mut snapshot = exemplars.snapshot();
+        // What Go's expfmt writes for this time: float64(UnixNano()) / 1e9,
+        // printed by go1.19 as 1.7642088001230001e+09.
+        snapshot.set_timestamps(UNIX_EPOCH + Duration::from_millis(1_764_208_800_123));
+        let text = String::from_utf8(encode(&registry.gather(), &snapshot).unwrap()).unwrap();
+        let ab = "abababababababababababababababab";
+        let one = "01010101010101010101010101010101";
+        assert_eq!(
+            text,
+            format!(
+                "# HELP latency_seconds Latency\n\
+                 # TYPE latency_seconds histogram\n\
+                 # UNIT latency_seconds seconds\n\
+                 latency_seconds_bucket{{le=\"0.5\"}} 1 # {{trace_id=\"{ab}\"}} 0.25 1.7642088001230001e+09\n\
+                 latency_seconds_bucket{{le=\"1.0\"}} 1\n\
+                 latency_seconds_bucket{{le=\"+Inf\"}} 2 # {{trace_id=\"{one}\"}} 2.0 1.7642088001230001e+09\n\
+                 latency_seconds_sum 2.25\n\
+                 latency_seconds_count 2\n\
+                 # HELP ops Ops\n\
+                 # TYPE ops counter\n\
+                 ops_total{{status=\"200\"}} 1.0 # {{trace_id=\"{one}\"}} 1.0 1.7642088001230001e+09\n\
+                 ops_total{{status=\"500\"}} 1.0\n\
+                 # EOF\n"
+            )
+        );
+    }
+
+    #[test]
     fn units_are_whole_words_at_the_end_of_the_name() {
         assert_eq!(unit("process_cpu_seconds"), Some("seconds"));
         assert_eq!(unit("process_resident_memory_bytes"), Some("bytes"));
@@ -301,7 +374,7 @@ mod tests {
         empty.set_name("empty".to_string());
         let why = prometheus::Error::Msg(format!("MetricFamily has no metrics: {empty:?}"));
         assert_eq!(
-            encode(std::slice::from_ref(&empty))
+            encode(std::slice::from_ref(&empty), &ExemplarSnapshot::default())
                 .unwrap_err()
                 .to_string(),
             why.to_string()

@@ -3,6 +3,7 @@ mod binary;
 mod claims;
 mod concurrency;
 mod exactness;
+mod exemplars;
 mod exposition;
 mod health;
 mod helpers;
