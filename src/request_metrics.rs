@@ -205,12 +205,15 @@ mod tests {
     #[tokio::test]
     async fn a_response_counts_with_its_status_and_is_timed() {
         let metrics = metrics();
+        let (logs, _default) = crate::telemetry::capture_logs(tracing::Level::INFO);
         let client = TestClient::new(ok.with(RequestMetrics::new(metrics)));
         for _ in 0..3 {
             client.get("/").send().await.assert_status_is_ok();
         }
         assert_eq!(counts(metrics, 200), (3, 3));
         assert_eq!(metrics.in_flight.get(), 0);
+        // Only a client gone before its answer is logged here.
+        assert_eq!(logs.text(), "");
     }
 
     /// The exemplar of the counter series of `status`, as (trace id, value).
@@ -309,6 +312,10 @@ mod tests {
     #[tokio::test]
     async fn a_panic_answers_and_counts_500() {
         let metrics = metrics();
+        // Its panic goes through the hook that the test above installs: taking
+        // a turn keeps the two from logging the same event at once, which
+        // tracing's cache of enabled events does not survive.
+        let (_logs, _turn) = crate::telemetry::capture_logs(tracing::Level::INFO);
         let client = TestClient::new(panics.with(RequestMetrics::new(metrics)));
         client
             .get("/")
@@ -322,6 +329,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_dropped_unanswered_counts_once_as_499() {
         let metrics = metrics();
+        let (logs, _default) = crate::telemetry::capture_logs(tracing::Level::INFO);
         let endpoint = slow.with(RequestMetrics::new(metrics));
         let request = endpoint.call(Request::default());
         let abandoned = tokio::time::timeout(Duration::from_millis(60), request).await;
@@ -335,5 +343,12 @@ mod tests {
         // Timed from the start to the drop: at least the 60 ms waited, and in
         // the bucket above 0.05 s.
         assert!(metrics.duration.get_sample_sum() >= 0.06);
+        let logs = logs.text();
+        assert_eq!(
+            logs.matches("client closed the connection before the answer; counted as 499")
+                .count(),
+            1,
+            "{logs}"
+        );
     }
 }

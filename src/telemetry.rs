@@ -68,8 +68,16 @@ impl std::io::Write for Captured {
 
 /// Makes a text subscriber at `level` this thread's default (tokio's
 /// current-thread test runtime polls every future on it) until the guard drops.
+///
+/// One test at a time: tracing caches which events are enabled across all
+/// threads, and another test's subscriber coming or going while this one
+/// logs could make it miss an event.
 #[cfg(test)]
-pub(crate) fn capture_logs(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+pub(crate) fn capture_logs(level: tracing::Level) -> (Captured, CaptureGuard) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -77,5 +85,20 @@ pub(crate) fn capture_logs(level: tracing::Level) -> (Captured, tracing::subscri
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
+    let default = tracing::subscriber::set_default(subscriber);
+    (
+        logs,
+        CaptureGuard {
+            _default: default,
+            _turn: turn,
+        },
+    )
+}
+
+/// Keeps a test's subscriber, and its turn, until dropped.
+#[cfg(test)]
+pub(crate) struct CaptureGuard {
+    // Dropped first: the subscriber goes before the next test's comes.
+    _default: tracing::subscriber::DefaultGuard,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
