@@ -312,6 +312,12 @@ mod tests {
             Err("'inf' is not a positive number of seconds".to_string())
         );
         assert_eq!("0.5, 1".parse::<Buckets>(), Ok(Buckets(vec![0.5, 1.0])));
+        // Both sides of "positive".
+        assert_eq!(
+            "0,1".parse::<Buckets>(),
+            Err("'0' is not a positive number of seconds".to_string())
+        );
+        assert_eq!("0.001".parse::<Buckets>(), Ok(Buckets(vec![0.001])));
     }
 
     #[test]
