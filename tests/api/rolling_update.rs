@@ -285,20 +285,7 @@ async fn a_timeout_that_ends_before_the_requests_cuts_them_off_after_the_delay()
 #[tokio::test]
 async fn forcing_shutdown_during_the_delay_ends_it_at_once() {
     let server = TestServer::start(config(60, 30_000, 60)).await;
-    let requests: Vec<_> = (0..2)
-        .map(|_| tokio::spawn(server.http.get(server.url("/work")).send()))
-        .collect();
-    server.wait_for_in_flight(2).await;
-    server.shutdown.begin();
-    server.shutdown.force();
-    let report = tokio::time::timeout(Duration::from_secs(10), server.run)
-        .await
-        .expect("forcing ends the run well before the 60 s delay")
-        .unwrap();
-    assert_eq!(report.cut_off, 2);
-    for request in requests {
-        assert!(request.await.unwrap().is_err());
-    }
+    crate::shutdown::forcing_cuts_off_two_waiting_requests(server).await;
 }
 
 #[tokio::test]

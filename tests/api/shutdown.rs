@@ -98,6 +98,13 @@ async fn shutdown_timeout_cuts_off_and_reports_the_requests_in_flight() {
 #[tokio::test]
 async fn forcing_shutdown_ends_the_drain_at_once() {
     let server = TestServer::spawn(work(30_000, 30_000, 0.0), 60).await;
+    forcing_cuts_off_two_waiting_requests(server).await;
+}
+
+/// With two 30 s requests waiting on `server`, whose shutdown waits 60 s
+/// (a delay or a drain), forcing the shutdown ends its run within 10 s and
+/// cuts both off.
+pub async fn forcing_cuts_off_two_waiting_requests(server: TestServer) {
     let requests: Vec<_> = (0..2)
         .map(|_| tokio::spawn(server.http.get(server.url("/work")).send()))
         .collect();
@@ -106,7 +113,7 @@ async fn forcing_shutdown_ends_the_drain_at_once() {
     server.shutdown.force();
     let report = tokio::time::timeout(Duration::from_secs(10), server.run)
         .await
-        .expect("forcing ends the run well before the 60 s timeout")
+        .expect("forcing ends the run well before the 60 s wait")
         .unwrap();
     assert_eq!(report.cut_off, 2);
     for request in requests {
