@@ -37,9 +37,10 @@ async fn main() -> ExitCode {
     if let Err(err) = config.validate() {
         return usage_error(&format!("error: {err}"));
     }
-    if let Err(err) = telemetry::init(config.log_format) {
-        return usage_error(&format!("error: {err}"));
-    }
+    let _log_writer = match telemetry::init(config.log_format) {
+        Ok(guard) => guard,
+        Err(err) => return usage_error(&format!("error: {err}")),
+    };
 
     // Before the listeners open, so that every connection may use the raised limit.
     let open_files = open_files::raise_to_hard_limit()
