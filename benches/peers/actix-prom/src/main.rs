@@ -16,14 +16,13 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    let args = Args::from_command_line();
+    let args = web::Data::new(Args::from_command_line());
     let listen = args.listen;
-    let state = web::Data::new(args.clone());
     // The two Apps are of different types: each branch binds and starts its own server.
     let (addresses, server) = if args.no_metrics {
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .app_data(args.clone())
                 .route("/work", web::get().to(work))
         })
         .bind(listen)?;
@@ -36,7 +35,7 @@ async fn main() -> std::io::Result<()> {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(prometheus.clone())
-                .app_data(state.clone())
+                .app_data(args.clone())
                 .route("/work", web::get().to(work))
         })
         .bind(listen)?;

@@ -12,7 +12,7 @@ use serde::Serialize;
 pub const JSON: &str = "application/json; charset=utf-8";
 
 /// go-seed's flags, and `--no-metrics`.
-#[derive(Clone, Debug, Parser)]
+#[derive(Debug, Parser)]
 pub struct Args {
     /// Address to listen on (port 0 works).
     #[arg(long, default_value = "127.0.0.1:8080")]
