@@ -26,7 +26,7 @@
 #   BENCH_OUT=BENCHMARKS.md
 # A short run to check the tooling: BENCH_SECONDS=2 BENCH_ROUNDS=1 scripts/bench.sh
 # The default run takes about 16 minutes once the binaries are built (it prints
-# its estimate); building the peers from scratch takes about 10 more.
+# its estimate); building everything from a clean clone takes about 12 more.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -189,6 +189,12 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((WAITING + 500)) ];
 fi
 echo "wrk, go, client_golang, jq, ss, nstat: present; ulimit -n $(ulimit -n)"
 
+warm_up_seconds=$((RUN_SECONDS < 2 ? RUN_SECONDS : 2))
+# Each run of section 2 also waits for its 2 s answers and the server's exit: about 3 s more.
+estimate=$((${#SERVERS[@]} * (warm_up_seconds + ROUNDS * RUN_SECONDS) + 2 * ROUNDS * (RUN_SECONDS + 2) +
+  ${#WAITERS[@]} * ROUNDS * (WAITING_SECONDS + 3) + 60))
+echo "the runs take about $((estimate / 60)) min $((estimate % 60)) s, once built (from a clean clone, building takes about 12 min)"
+
 step "build (release)"
 mkdir -p "$BIN" "$LOGS"
 # Built one after the other and copied aside, so that each binary is exactly
@@ -207,12 +213,6 @@ for peer in axum-prom actix-prom; do
   cp "target/peers/release/$peer" "$BIN/$peer"
 done
 echo "built $BIN/myapp, $BIN/myapp-uninstrumented, $BIN/bare-hyper, $BIN/go-seed, $BIN/axum-prom, $BIN/actix-prom"
-
-warm_up_seconds=$((RUN_SECONDS < 2 ? RUN_SECONDS : 2))
-# Each run of section 2 also waits for its 2 s answers and the server's exit: about 3 s more.
-estimate=$((${#SERVERS[@]} * (warm_up_seconds + ROUNDS * RUN_SECONDS) + 2 * ROUNDS * (RUN_SECONDS + 2) +
-  ${#WAITERS[@]} * ROUNDS * (WAITING_SECONDS + 3) + 60))
-echo "the runs take about $((estimate / 60)) min $((estimate % 60)) s, plus criterion's build"
 
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOAD_BEFORE=$(cut -d ' ' -f 1-3 /proc/loadavg)
