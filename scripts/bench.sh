@@ -221,7 +221,7 @@ started_at=$(date +%s)
 # --- 1. throughput -----------------------------------------------------------------
 
 step "1. /work throughput, zero delay, $CONNECTIONS connections, ${RUN_SECONDS}s x $ROUNDS rounds"
-declare -A ADDR=() PID=() RPS=() RPCPU=() CPU_US=() ERRORS=()
+declare -A ADDR=() PID=() RPS=() RPCPU=() CPU_US=() CPU_USE=() ERRORS=()
 for name in "${SERVERS[@]}"; do
   start "$name" "${ZERO_DELAY[@]}"
   ADDR[$name]=$SERVER_ADDR
@@ -249,6 +249,7 @@ for round in $(seq "$ROUNDS"); do
     RPS[$name]+=" $(wrk_rps "$out")"
     RPCPU[$name]+=" $per_cpu_second"
     CPU_US[$name]+=" $cpu_us"
+    CPU_USE[$name]+=" $(awk -v t="$ticks" -v hz="$TICKS_PER_SECOND" -v s="$RUN_SECONDS" 'BEGIN { print 100 * t / hz / s }')"
     ERRORS[$name]=$((${ERRORS[$name]:-0} + $(wrk_socket_errors "$out") + $(wrk_non_2xx "$out")))
     printf '  round %d  %-30s %10s req/s  %8.0f req/CPU-s  %6.2f CPU us/req  (%s ticks)\n' \
       "$round" "${LABEL[$name]}" "$(wrk_rps "$out")" "$per_cpu_second" "$cpu_us" "$ticks"
@@ -382,6 +383,7 @@ targets_table() {
 cell_rps() { fmt 0 "$(med "${RPS[$1]}")"; }
 cell_per_cpu_second() { fmt 0 "$(med "${RPCPU[$1]}")"; }
 cell_cpu_us() { fmt 2 "$(med "${CPU_US[$1]}")"; }
+cell_cpu_use() { fmt 0 "$(med "${CPU_USE[$1]}")"; }
 cell_cost() { if [ -n "${COST[$1]:-}" ]; then fmt 2 "${COST[$1]}"; fi; }
 cell_errors() { echo "${ERRORS[$1]}"; }
 cell_peak_rss() { if [ -n "${PEAK_RSS[$1]:-}" ]; then fmt 1 "$(kib_to_mib "$(med "${PEAK_RSS[$1]}")")"; fi; }
@@ -420,6 +422,7 @@ figures_table() {
   figure_row "/work, zero delay, $CONNECTIONS connections: req/s" cell_rps
   figure_row "requests per server CPU-second" cell_per_cpu_second
   figure_row "server CPU µs per request" cell_cpu_us
+  figure_row "server CPU use meanwhile, % of one CPU (below 100: wrk was the limit, or CPU 0 was shared)" cell_cpu_use
   figure_row "instrumentation cost: CPU µs per request more than without metrics" cell_cost
   figure_row "errors in those runs (socket errors + non-2xx), all rounds" cell_errors
   figure_row "peak RSS (VmHWM) with $WAITING waiting, MiB" cell_peak_rss
@@ -486,7 +489,9 @@ the figures are medians over the rounds, and each ratio or difference is the med
 per-round ones, so that the machine's drift cancels out. $PINNING
 Requests per CPU-second divide the requests wrk counted by the CPU time (user and system)
 the server's process spent meanwhile, from \`/proc/PID/stat\` before and after each run:
-wrk's CPU and anything else on the machine do not count in it. The peers implement the
+wrk's CPU and anything else on the machine do not count in it. A server that has to share
+its CPU still spends more on each request (fewer requests per wake-up, colder caches): the
+"server CPU use" row shows whether each had its CPU to itself. The peers implement the
 seed's design (benches/go-seed, benches/peers/), with jemalloc as myapp; "no metrics" is
 the same binary without its metrics layer and \`/metrics\`.
 
