@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Side-by-side benchmarks of myapp, in one run (issue 5):
-#   1. /work throughput at zero delay: myapp, myapp without its metrics
-#      middleware (bench-only build), a bare hyper server (the stack's limit),
-#      and the seed's design in Go (benches/go-seed);
+# Side-by-side benchmarks of myapp, in one run (issues 5 and 14):
+#   1. /work at zero delay: requests per second, and requests per CPU-second of
+#      the server (from its own CPU time in /proc, so that wrk and whatever else
+#      shares the machine do not count): myapp with its default request log,
+#      with RUST_LOG=warn, and without its metrics middleware (bench-only
+#      build); a bare hyper server (the stack's limit); the seed's design in Go
+#      (benches/go-seed), on axum with axum-prometheus and on actix-web with
+#      actix-web-prom (benches/peers/); each peer also without its metrics, so
+#      that the CPU each stack's instrumentation costs per request shows;
 #   2. peak RSS and p99 latency with 8,000 connections waiting on the default
-#      0 to 2 s /work: myapp and Go;
+#      0 to 2 s /work: myapp and the instrumented peers;
 #   3. /metrics latency while /work is saturated: myapp and Go;
 #   4. criterion microbenchmarks: the middleware's recording path, one scrape.
 # (3 runs right after 1, on the same warm servers.)
@@ -20,7 +25,8 @@
 #   BENCH_CONNECTIONS=64  connections of sections 1 and 3
 #   BENCH_OUT=BENCHMARKS.md
 # A short run to check the tooling: BENCH_SECONDS=2 BENCH_ROUNDS=1 scripts/bench.sh
-# The default run takes about 10 minutes once the binaries are built.
+# The default run takes about 16 minutes once the binaries are built (it prints
+# its estimate); building everything from a clean clone takes about 12 more.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -45,18 +51,46 @@ PERCENTILES=scripts/wrk-percentiles.lua
 GO_PROMETHEUS=/usr/share/gocode/src/github.com/prometheus/client_golang/prometheus/promhttp
 ZERO_DELAY=(--min-delay-ms 0 --max-delay-ms 0 --error-rate 0)
 # Section 1's contenders, in the order they take turns.
-SERVERS=(myapp uninstrumented bare go)
+SERVERS=(myapp myapp-warn uninstrumented bare go go-bare axum axum-bare actix actix-bare)
+# Section 2's: myapp and the instrumented peers, with their default flags.
+WAITERS=(myapp go axum actix)
 declare -A LABEL=(
   [myapp]="myapp"
+  [myapp-warn]="myapp, RUST_LOG=warn"
   [uninstrumented]="myapp, no metrics middleware"
   [bare]="bare hyper"
   [go]="Go seed design"
+  [go-bare]="Go, -no-metrics"
+  [axum]="axum-prometheus"
+  [axum-bare]="axum, no metrics"
+  [actix]="actix-web-prom"
+  [actix-bare]="actix-web, no metrics"
 )
+# How each starts, before `--listen 127.0.0.1:0` and the delay flags (bare
+# hyper takes no delay flags). myapp logs a line per request by default, to
+# the log file (about 145 bytes a request: some hundreds of MB in a full run):
+# RUST_LOG is removed so that this holds whatever the caller's.
+declare -A COMMAND=(
+  [myapp]="env -u RUST_LOG $BIN/myapp"
+  [myapp-warn]="env RUST_LOG=warn $BIN/myapp"
+  [uninstrumented]="env -u RUST_LOG $BIN/myapp-uninstrumented"
+  [bare]="$BIN/bare-hyper"
+  [go]="$BIN/go-seed"
+  [go-bare]="$BIN/go-seed --no-metrics"
+  [axum]="$BIN/axum-prom"
+  [axum-bare]="$BIN/axum-prom --no-metrics"
+  [actix]="$BIN/actix-prom"
+  [actix-bare]="$BIN/actix-prom --no-metrics"
+)
+# Each instrumented server and its uninstrumented twin: the difference in CPU
+# per request is what the instrumentation costs that stack.
+declare -A TWIN=([myapp]=uninstrumented [go]=go-bare [axum]=axum-bare [actix]=actix-bare)
+PEERS=(go axum actix)
 
 # The servers run on CPU 0 and wrk on CPU 1, so that the load generator never takes the CPU
 # of the server it measures; floating, they shared both and the per-round ratios of two
 # equal builds ranged from 0.78 to 1.16. Each server sees one CPU: tokio starts one worker,
-# Go sets GOMAXPROCS to 1.
+# actix-web one worker (beside its accept thread), Go sets GOMAXPROCS to 1.
 if [ "$(nproc)" -ge 2 ]; then
   SERVER_CPU=(taskset -c 0)
   WRK=(taskset -c 1 wrk)
@@ -77,20 +111,22 @@ median() {
     awk '{ v[NR] = $1 } END { if (NR == 0) print "NaN"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-# ratio_median "A1 A2 ..." "B1 B2 ...": the median of the per-round ratios A/B.
-ratio_median() {
-  paste -d ' ' <(tr ' ' '\n' <<<"$1" | grep -v '^$') <(tr ' ' '\n' <<<"$2" | grep -v '^$') |
-    awk '$2 > 0 { print $1 / $2 }' | median
+# paired_median OP "A1 A2 ..." "B1 B2 ...": the median of the per-round A / B
+# (OP /) or A - B (OP -).
+paired_median() {
+  paste -d ' ' <(tr ' ' '\n' <<<"$2" | grep -v '^$') <(tr ' ' '\n' <<<"$3" | grep -v '^$') |
+    awk -v op="$1" 'op == "-" { print $1 - $2 } op == "/" && $2 > 0 { print $1 / $2 }' | median
 }
 
 # fmt DECIMALS NUMBER
 fmt() { awk -v d="$1" -v n="$2" 'BEGIN { if (n == "NaN" || n == "") print "n/a"; else printf "%.*f\n", d, n }'; }
 
-# met VALUE OP GOAL: "yes" or "no" (OP is <= or >=).
+# met VALUE OP GOAL: "yes" or "no" (OP is <, <=, > or >=).
 met() {
   awk -v v="$1" -v op="$2" -v g="$3" 'BEGIN {
-    if (v == "NaN" || v == "") { print "n/a"; exit }
-    ok = (op == ">=") ? (v + 0 >= g + 0) : (v + 0 <= g + 0)
+    if (v == "NaN" || v == "" || g == "NaN" || g == "") { print "n/a"; exit }
+    v += 0; g += 0
+    ok = (op == ">=") ? v >= g : (op == ">") ? v > g : (op == "<") ? v < g : v <= g
     print ok ? "yes" : "**no**"
   }'
 }
@@ -114,18 +150,22 @@ listen_overflows() { nstat -saz TcpExtListenOverflows | awk '$1 == "TcpExtListen
 # vm_kib PID FIELD: VmHWM, VmRSS ... of a process, in KiB.
 vm_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
+# cpu_ticks PID: the CPU time of a process so far, user and system, all its
+# threads, in clock ticks: fields 14 and 15 of /proc/PID/stat (counted after
+# the command name, which may hold spaces).
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+TICKS_PER_SECOND=$(getconf CLK_TCK)
+
 # --- servers -------------------------------------------------------------------
 
-# start NAME ARGS...: starts server NAME with ARGS (after --listen 127.0.0.1:0).
+# start NAME ARGS...: starts server NAME with ARGS (after --listen 127.0.0.1:0;
+# bare hyper takes none), on the servers' CPU.
 start() {
   local name=$1
   shift
-  case $name in
-    myapp) start_server "$LOGS/$name.log" "${SERVER_CPU[@]}" env RUST_LOG=warn "$BIN/myapp" --listen 127.0.0.1:0 "$@" ;;
-    uninstrumented) start_server "$LOGS/$name.log" "${SERVER_CPU[@]}" env RUST_LOG=warn "$BIN/myapp-uninstrumented" --listen 127.0.0.1:0 "$@" ;;
-    bare) start_server "$LOGS/$name.log" "${SERVER_CPU[@]}" "$BIN/bare-hyper" --listen 127.0.0.1:0 ;;
-    go) start_server "$LOGS/$name.log" "${SERVER_CPU[@]}" "$BIN/go-seed" --listen 127.0.0.1:0 "$@" ;;
-  esac
+  [ "$name" != bare ] || set --
+  # shellcheck disable=SC2086 # COMMAND holds words
+  start_server "$LOGS/$name.log" "${SERVER_CPU[@]}" ${COMMAND[$name]} --listen 127.0.0.1:0 "$@"
 }
 
 # --- prerequisites ---------------------------------------------------------------
@@ -149,6 +189,12 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((WAITING + 500)) ];
 fi
 echo "wrk, go, client_golang, jq, ss, nstat: present; ulimit -n $(ulimit -n)"
 
+warm_up_seconds=$((RUN_SECONDS < 2 ? RUN_SECONDS : 2))
+# Each run of section 2 also waits for its 2 s answers and the server's exit: about 3 s more.
+estimate=$((${#SERVERS[@]} * (warm_up_seconds + ROUNDS * RUN_SECONDS) + 2 * ROUNDS * (RUN_SECONDS + 2) +
+  ${#WAITERS[@]} * ROUNDS * (WAITING_SECONDS + 3) + 60))
+echo "the runs take about $((estimate / 60)) min $((estimate % 60)) s, once built (from a clean clone, building takes about 12 min)"
+
 step "build (release)"
 mkdir -p "$BIN" "$LOGS"
 # Built one after the other and copied aside, so that each binary is exactly
@@ -161,7 +207,12 @@ cp target/release/myapp "$BIN/myapp"
 cargo build --release --locked --quiet --example bare_hyper
 cp target/release/examples/bare_hyper "$BIN/bare-hyper"
 GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS='' go build -o "$BIN/go-seed" ./benches/go-seed
-echo "built $BIN/myapp, $BIN/myapp-uninstrumented, $BIN/bare-hyper, $BIN/go-seed"
+# The Rust peers are crates of their own (benches/peers/), which myapp's build never compiles.
+for peer in axum-prom actix-prom; do
+  cargo build --release --locked --quiet --manifest-path "benches/peers/$peer/Cargo.toml" --target-dir target/peers
+  cp "target/peers/release/$peer" "$BIN/$peer"
+done
+echo "built $BIN/myapp, $BIN/myapp-uninstrumented, $BIN/bare-hyper, $BIN/go-seed, $BIN/axum-prom, $BIN/actix-prom"
 
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 LOAD_BEFORE=$(cut -d ' ' -f 1-3 /proc/loadavg)
@@ -170,10 +221,11 @@ started_at=$(date +%s)
 # --- 1. throughput -----------------------------------------------------------------
 
 step "1. /work throughput, zero delay, $CONNECTIONS connections, ${RUN_SECONDS}s x $ROUNDS rounds"
-declare -A ADDR=() RPS=() ERRORS=()
+declare -A ADDR=() PID=() RPS=() RPCPU=() CPU_US=() CPU_USE=() ERRORS=()
 for name in "${SERVERS[@]}"; do
   start "$name" "${ZERO_DELAY[@]}"
   ADDR[$name]=$SERVER_ADDR
+  PID[$name]=$SERVER_PID
   # Same bytes and Content-Type from every contender, or the race is unfair.
   curl -s -D "$LOGS/$name.headers" -o "$LOGS/$name.body" "http://$SERVER_ADDR/work"
   if [ "$(cat "$LOGS/$name.body")" != '{"delay_ms":0}' ] ||
@@ -183,15 +235,24 @@ for name in "${SERVERS[@]}"; do
     exit 1
   fi
   # Warm-up: connections, allocator, Go's GC pacing.
-  run_waited "${WRK[@]}" -t 1 -c "$CONNECTIONS" -d "$((RUN_SECONDS < 2 ? RUN_SECONDS : 2))s" "http://$SERVER_ADDR/work" >/dev/null
+  run_waited "${WRK[@]}" -t 1 -c "$CONNECTIONS" -d "${warm_up_seconds}s" "http://$SERVER_ADDR/work" >/dev/null
 done
 for round in $(seq "$ROUNDS"); do
   for name in "${SERVERS[@]}"; do
     out=$LOGS/throughput-$name-$round.txt
+    ticks_before=$(cpu_ticks "${PID[$name]}")
     run_waited "${WRK[@]}" -t 1 -c "$CONNECTIONS" -d "${RUN_SECONDS}s" "http://${ADDR[$name]}/work" >"$out"
+    ticks=$(($(cpu_ticks "${PID[$name]}") - ticks_before))
+    requests=$(wrk_requests "$out")
+    per_cpu_second=$(awk -v n="$requests" -v t="$ticks" -v hz="$TICKS_PER_SECOND" 'BEGIN { print (t > 0) ? n * hz / t : "NaN" }')
+    cpu_us=$(awk -v n="$requests" -v t="$ticks" -v hz="$TICKS_PER_SECOND" 'BEGIN { print (n > 0) ? t / hz * 1e6 / n : "NaN" }')
     RPS[$name]+=" $(wrk_rps "$out")"
+    RPCPU[$name]+=" $per_cpu_second"
+    CPU_US[$name]+=" $cpu_us"
+    CPU_USE[$name]+=" $(awk -v t="$ticks" -v hz="$TICKS_PER_SECOND" -v s="$RUN_SECONDS" 'BEGIN { print 100 * t / hz / s }')"
     ERRORS[$name]=$((${ERRORS[$name]:-0} + $(wrk_socket_errors "$out") + $(wrk_non_2xx "$out")))
-    printf '  round %d  %-30s %10s req/s\n' "$round" "${LABEL[$name]}" "$(wrk_rps "$out")"
+    printf '  round %d  %-30s %10s req/s  %8.0f req/CPU-s  %6.2f CPU us/req  (%s ticks)\n' \
+      "$round" "${LABEL[$name]}" "$(wrk_rps "$out")" "$per_cpu_second" "$cpu_us" "$ticks"
   done
 done
 
@@ -224,7 +285,7 @@ stop_all
 step "2. $WAITING connections waiting on the default 0 to 2 s /work, ${WAITING_SECONDS}s x $ROUNDS rounds"
 declare -A PEAK_RSS=() IDLE_RSS=() WAIT_P99=() WAIT_P50=() WAIT_RPS=() WAIT_ERRORS=() OVERFLOWS=()
 for round in $(seq "$ROUNDS"); do
-  for name in myapp go; do
+  for name in "${WAITERS[@]}"; do
     # A fresh process each round: VmHWM is the peak since it started.
     start "$name"
     pid=$SERVER_PID
@@ -277,41 +338,100 @@ med() { median <<<"$1"; }
 kib_to_mib() { awk -v k="$1" 'BEGIN { if (k == "NaN") print "NaN"; else print k / 1024 }'; }
 list() { tr ' ' '\n' <<<"$1" | grep -v '^$' | tr '\n' ' '; }
 
-R_INSTR=$(ratio_median "${RPS[myapp]}" "${RPS[uninstrumented]}")
-R_GO=$(ratio_median "${RPS[myapp]}" "${RPS[go]}")
-R_BARE=$(ratio_median "${RPS[myapp]}" "${RPS[bare]}")
-R_RSS=$(ratio_median "${PEAK_RSS[myapp]}" "${PEAK_RSS[go]}")
-R_P99=$(ratio_median "${WAIT_P99[myapp]}" "${WAIT_P99[go]}")
+# What the instrumentation costs each stack: its CPU microseconds per request
+# less its twin's, the median of the per-round differences.
+declare -A COST=()
+for name in "${!TWIN[@]}"; do
+  COST[$name]=$(paired_median - "${CPU_US[$name]}" "${CPU_US[${TWIN[$name]}]}")
+done
 P99_SCRAPE=$(med "${SCRAPE_P99[myapp]}")
 
+# target_row TARGET OP GOAL MEASURED DECIMALS [GOAL_SHOWN]
+target_row() {
+  echo "| $1 | $2 ${6:-$3} | $(fmt "$5" "$4") | $(met "$4" "$2" "$3") |"
+}
+
 targets_table() {
-  cat <<EOF
-| target | goal | measured | met |
-| --- | --- | --- | --- |
-| /work throughput, instrumented / uninstrumented | >= 0.98 | $(fmt 3 "$R_INSTR") | $(met "$R_INSTR" '>=' 0.98) |
-| /work throughput, myapp / Go seed | >= 1.5 | $(fmt 2 "$R_GO") | $(met "$R_GO" '>=' 1.5) |
-| /work throughput, myapp / bare hyper | >= 0.85 | $(fmt 3 "$R_BARE") | $(met "$R_BARE" '>=' 0.85) |
-| peak RSS with $WAITING waiting, myapp / Go seed | <= 0.5 | $(fmt 3 "$R_RSS") | $(met "$R_RSS" '<=' 0.5) |
-| p99 with $WAITING waiting, myapp / Go seed | <= 1.0 | $(fmt 4 "$R_P99") | $(met "$R_P99" '<=' 1.0) |
-| middleware recording, ns per request | <= 100 | $(fmt 1 "$NS_MIDDLEWARE") | $(met "$NS_MIDDLEWARE" '<=' 100) |
-| /metrics p99 while /work is saturated, ms | <= 10 | $(fmt 2 "$P99_SCRAPE") | $(met "$P99_SCRAPE" '<=' 10) |
-EOF
+  local peer
+  echo "| target | goal | measured | met |"
+  echo "| --- | --- | --- | --- |"
+  target_row "/work requests per CPU-second, myapp / ${LABEL[go]}" '>=' 1.5 \
+    "$(paired_median / "${RPCPU[myapp]}" "${RPCPU[go]}")" 2
+  target_row "/work requests per CPU-second, myapp / ${LABEL[bare]}" '>=' 0.85 \
+    "$(paired_median / "${RPCPU[myapp]}" "${RPCPU[bare]}")" 3
+  for peer in axum actix; do
+    target_row "/work requests per CPU-second, myapp / ${LABEL[$peer]}" '>' 1 \
+      "$(paired_median / "${RPCPU[myapp]}" "${RPCPU[$peer]}")" 3
+  done
+  for peer in "${PEERS[@]}"; do
+    target_row "instrumentation cost, CPU µs per request, myapp against ${LABEL[$peer]}" '<' \
+      "${COST[$peer]}" "${COST[myapp]}" 2 "$(fmt 2 "${COST[$peer]}")"
+  done
+  for peer in "${PEERS[@]}"; do
+    target_row "peak RSS with $WAITING waiting, myapp / ${LABEL[$peer]}" '<' 1 \
+      "$(paired_median / "${PEAK_RSS[myapp]}" "${PEAK_RSS[$peer]}")" 3
+  done
+  for peer in "${PEERS[@]}"; do
+    target_row "p99 with $WAITING waiting, myapp / ${LABEL[$peer]}" '<=' 1 \
+      "$(paired_median / "${WAIT_P99[myapp]}" "${WAIT_P99[$peer]}")" 4
+  done
+  target_row "middleware recording, ns per request (criterion)" '<=' 100 "$NS_MIDDLEWARE" 1
+  target_row "/metrics p99 while /work is saturated, ms" '<=' 10 "$P99_SCRAPE" 2
+}
+
+# A cell of the figures table for one server (empty where the section did not run it).
+cell_rps() { fmt 0 "$(med "${RPS[$1]}")"; }
+cell_per_cpu_second() { fmt 0 "$(med "${RPCPU[$1]}")"; }
+cell_cpu_us() { fmt 2 "$(med "${CPU_US[$1]}")"; }
+cell_cpu_use() { fmt 0 "$(med "${CPU_USE[$1]}")"; }
+cell_cost() { if [ -n "${COST[$1]:-}" ]; then fmt 2 "${COST[$1]}"; fi; }
+cell_errors() { echo "${ERRORS[$1]}"; }
+cell_peak_rss() { if [ -n "${PEAK_RSS[$1]:-}" ]; then fmt 1 "$(kib_to_mib "$(med "${PEAK_RSS[$1]}")")"; fi; }
+cell_idle_rss() { if [ -n "${IDLE_RSS[$1]:-}" ]; then fmt 1 "$(kib_to_mib "$(med "${IDLE_RSS[$1]}")")"; fi; }
+cell_wait_latency() {
+  if [ -n "${WAIT_P99[$1]:-}" ]; then
+    echo "$(fmt 0 "$(med "${WAIT_P50[$1]}")") / $(fmt 0 "$(med "${WAIT_P99[$1]}")")"
+  fi
+}
+cell_wait_rps() { if [ -n "${WAIT_RPS[$1]:-}" ]; then echo "$(fmt 0 "$(med "${WAIT_RPS[$1]}")"); ${WAIT_ERRORS[$1]}"; fi; }
+cell_overflows() { echo "${OVERFLOWS[$1]:-}"; }
+cell_scrape_latency() {
+  if [ -n "${SCRAPE_P99[$1]:-}" ]; then
+    echo "$(fmt 2 "$(med "${SCRAPE_P50[$1]}")") / $(fmt 2 "$(med "${SCRAPE_P99[$1]}")")"
+  fi
+}
+cell_scrape_rps() { if [ -n "${SCRAPE_RPS[$1]:-}" ]; then fmt 0 "$(med "${SCRAPE_RPS[$1]}")"; fi; }
+
+# figure_row FIGURE CELL: a row of the figures table, CELL NAME printing each server's cell.
+figure_row() {
+  local name row="| $1 |"
+  for name in "${SERVERS[@]}"; do
+    row+=" $("$2" "$name") |"
+  done
+  echo "$row"
 }
 
 figures_table() {
-  cat <<EOF
-| figure | myapp | myapp, no metrics middleware | bare hyper | Go seed design |
-| --- | --- | --- | --- | --- |
-| /work throughput, zero delay, $CONNECTIONS connections, req/s | $(fmt 0 "$(med "${RPS[myapp]}")") | $(fmt 0 "$(med "${RPS[uninstrumented]}")") | $(fmt 0 "$(med "${RPS[bare]}")") | $(fmt 0 "$(med "${RPS[go]}")") |
-| errors in those runs (socket errors + non-2xx), all rounds | ${ERRORS[myapp]} | ${ERRORS[uninstrumented]} | ${ERRORS[bare]} | ${ERRORS[go]} |
-| peak RSS (VmHWM) with $WAITING waiting, MiB | $(fmt 1 "$(kib_to_mib "$(med "${PEAK_RSS[myapp]}")")") | | | $(fmt 1 "$(kib_to_mib "$(med "${PEAK_RSS[go]}")")") |
-| RSS at start, idle, MiB | $(fmt 1 "$(kib_to_mib "$(med "${IDLE_RSS[myapp]}")")") | | | $(fmt 1 "$(kib_to_mib "$(med "${IDLE_RSS[go]}")")") |
-| latency with $WAITING waiting, p50 / p99, ms | $(fmt 0 "$(med "${WAIT_P50[myapp]}")") / $(fmt 0 "$(med "${WAIT_P99[myapp]}")") | | | $(fmt 0 "$(med "${WAIT_P50[go]}")") / $(fmt 0 "$(med "${WAIT_P99[go]}")") |
-| req/s with $WAITING waiting; socket errors, all rounds | $(fmt 0 "$(med "${WAIT_RPS[myapp]}")"); ${WAIT_ERRORS[myapp]} | | | $(fmt 0 "$(med "${WAIT_RPS[go]}")"); ${WAIT_ERRORS[go]} |
-| accept queue overflows meanwhile (TcpExtListenOverflows), all rounds | ${OVERFLOWS[myapp]} | | | ${OVERFLOWS[go]} |
-| /metrics while /work is saturated, p50 / p99, ms | $(fmt 2 "$(med "${SCRAPE_P50[myapp]}")") / $(fmt 2 "$(med "${SCRAPE_P99[myapp]}")") | | | $(fmt 2 "$(med "${SCRAPE_P50[go]}")") / $(fmt 2 "$(med "${SCRAPE_P99[go]}")") |
-| /metrics scrapes per second meanwhile (1 connection) | $(fmt 0 "$(med "${SCRAPE_RPS[myapp]}")") | | | $(fmt 0 "$(med "${SCRAPE_RPS[go]}")") |
-EOF
+  local name header="| figure |" rule="| --- |"
+  for name in "${SERVERS[@]}"; do
+    header+=" ${LABEL[$name]} |"
+    rule+=" --- |"
+  done
+  echo "$header"
+  echo "$rule"
+  figure_row "/work, zero delay, $CONNECTIONS connections: req/s" cell_rps
+  figure_row "requests per server CPU-second" cell_per_cpu_second
+  figure_row "server CPU µs per request" cell_cpu_us
+  figure_row "server CPU use meanwhile, % of one CPU (below 100: wrk was the limit, or CPU 0 was shared)" cell_cpu_use
+  figure_row "instrumentation cost: CPU µs per request more than without metrics" cell_cost
+  figure_row "errors in those runs (socket errors + non-2xx), all rounds" cell_errors
+  figure_row "peak RSS (VmHWM) with $WAITING waiting, MiB" cell_peak_rss
+  figure_row "RSS at start, idle, MiB" cell_idle_rss
+  figure_row "latency with $WAITING waiting, p50 / p99, ms" cell_wait_latency
+  figure_row "req/s with $WAITING waiting; socket errors, all rounds" cell_wait_rps
+  figure_row "accept queue overflows meanwhile (TcpExtListenOverflows), all rounds" cell_overflows
+  figure_row "/metrics while /work is saturated, p50 / p99, ms" cell_scrape_latency
+  figure_row "/metrics scrapes per second meanwhile (1 connection)" cell_scrape_rps
 }
 
 criterion_table() {
@@ -333,11 +453,26 @@ rounds_table() {
   echo "| --- | --- |"
   for name in "${SERVERS[@]}"; do
     echo "| /work req/s, ${LABEL[$name]} | $(list "${RPS[$name]}")|"
+    echo "| /work CPU µs per request, ${LABEL[$name]} | $(list "${CPU_US[$name]}")|"
   done
-  for name in myapp go; do
+  for name in "${WAITERS[@]}"; do
     echo "| peak RSS KiB with $WAITING waiting, ${LABEL[$name]} | $(list "${PEAK_RSS[$name]}")|"
     echo "| p99 ms with $WAITING waiting, ${LABEL[$name]} | $(list "${WAIT_P99[$name]}")|"
+  done
+  for name in myapp go; do
     echo "| /metrics p99 ms under saturation, ${LABEL[$name]} | $(list "${SCRAPE_P99[$name]}")|"
+  done
+}
+
+# server_commands: how each server of section 1 was started.
+server_commands() {
+  local name
+  for name in "${SERVERS[@]}"; do
+    if [ "$name" = bare ]; then
+      echo "${SERVER_CPU[*]} ${COMMAND[$name]}"
+    else
+      echo "${SERVER_CPU[*]} ${COMMAND[$name]} ${ZERO_DELAY[*]}"
+    fi
   done
 }
 
@@ -350,8 +485,15 @@ cat >"$report" <<EOF
 **$KIND.** Written by \`scripts/bench.sh\` on $DATE, in ${elapsed}s.
 
 The servers take turns, A B A B ..., for $ROUNDS round(s), each on its own loopback port;
-the figures are medians over the rounds, and each ratio is the median of the per-round
-ratios, so that the machine's drift cancels out. $PINNING
+the figures are medians over the rounds, and each ratio or difference is the median of the
+per-round ones, so that the machine's drift cancels out. $PINNING
+Requests per CPU-second divide the requests wrk counted by the CPU time (user and system)
+the server's process spent meanwhile, from \`/proc/PID/stat\` before and after each run:
+wrk's CPU and anything else on the machine do not count in it. A server that has to share
+its CPU still spends more on each request (fewer requests per wake-up, colder caches): the
+"server CPU use" row shows whether each had its CPU to itself. The peers implement the
+seed's design (benches/go-seed, benches/peers/), with jemalloc as myapp; "no metrics" is
+the same binary without its metrics layer and \`/metrics\`.
 
 ## Machine
 
@@ -383,20 +525,20 @@ cargo build --release --locked --features bench-uninstrumented --bin myapp   # c
 cargo build --release --locked --bin myapp                                   # copied to $BIN/myapp
 cargo build --release --locked --example bare_hyper                          # copied to $BIN/bare-hyper
 GO111MODULE=off GOPATH=/usr/share/gocode go build -o $BIN/go-seed ./benches/go-seed
+cargo build --release --locked --manifest-path benches/peers/axum-prom/Cargo.toml --target-dir target/peers    # copied to $BIN/
+cargo build --release --locked --manifest-path benches/peers/actix-prom/Cargo.toml --target-dir target/peers   # copied to $BIN/
 
-# servers (each on 127.0.0.1:0; the port is read with ss)
-RUST_LOG=warn ${SERVER_CPU[*]} $BIN/myapp ${ZERO_DELAY[*]}
-RUST_LOG=warn ${SERVER_CPU[*]} $BIN/myapp-uninstrumented ${ZERO_DELAY[*]}
-${SERVER_CPU[*]} $BIN/bare-hyper
-${SERVER_CPU[*]} $BIN/go-seed ${ZERO_DELAY[*]}
+# servers (each with --listen 127.0.0.1:0; the port is read with ss); myapp's log goes to $LOGS/
+$(server_commands)
 
-# 1. throughput, after a warm-up run, each server in turn, $ROUNDS round(s)
+# 1. throughput, after a warm-up run, each server in turn, $ROUNDS round(s); the server's
+#    CPU time (utime + stime of /proc/PID/stat, in ticks of $TICKS_PER_SECOND Hz) read before and after
 ${WRK[*]} -t 1 -c $CONNECTIONS -d ${RUN_SECONDS}s http://ADDR/work
 # 3. /metrics under saturation, myapp and Go in turn, $ROUNDS round(s)
 ${WRK[*]} -t 1 -c $CONNECTIONS -d $((RUN_SECONDS + 1))s http://ADDR/work &
 ${WRK[*]} -t 1 -c 1 -d ${RUN_SECONDS}s --latency -s $PERCENTILES http://ADDR/metrics      # 0.5 s later
 # 2. $WAITING waiting: a fresh server with default flags (0 to 2 s, error rate 0.5) per round,
-#    VmHWM from /proc/PID/status after the run; ulimit -n $(ulimit -n)
+#    ${WAITERS[*]}; VmHWM from /proc/PID/status after the run; ulimit -n $(ulimit -n)
 ${WRK[*]} -t 1 -c $WAITING -d ${WAITING_SECONDS}s --timeout 10s --latency -s $PERCENTILES http://ADDR/work
 # 4. criterion
 cargo bench --locked --bench request_metrics --bench scrape -- ${CRITERION_ARGS[*]}

@@ -1,6 +1,8 @@
 // The seed's design in Go, for the side-by-side benchmarks of scripts/bench.sh:
 // net/http, client_golang and promhttp; GET /work sleeps a random time in
 // [min, max] ms, fails at a random rate, and is counted and timed.
+// -no-metrics leaves out the counting, the timing and /metrics: the
+// uninstrumented variant, whose difference is what the instrumentation costs.
 //
 // Built with Debian's golang-go and golang-github-prometheus-client-golang-dev,
 // with no module downloads:
@@ -49,14 +51,15 @@ func main() {
 	minDelay := flag.Int64("min-delay-ms", 0, "shortest simulated work, ms")
 	maxDelay := flag.Int64("max-delay-ms", 2000, "longest simulated work, ms (included)")
 	errorRate := flag.Float64("error-rate", 0.5, "share of /work answers that are 500")
+	noMetrics := flag.Bool("no-metrics", false, "no counting, no timing and no /metrics")
 	flag.Parse()
 	if *minDelay < 0 || *maxDelay < *minDelay || *errorRate < 0 || *errorRate > 1 {
 		log.Fatal("need 0 <= --min-delay-ms <= --max-delay-ms and 0 <= --error-rate <= 1")
 	}
 	rand.Seed(time.Now().UnixNano())
 
-	work := func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+	// answer does the work and writes the answer; it returns the status.
+	answer := func(w http.ResponseWriter) int {
 		delay := *minDelay + rand.Int63n(*maxDelay-*minDelay+1)
 		fails := rand.Float64() < *errorRate
 		time.Sleep(time.Duration(delay) * time.Millisecond)
@@ -70,13 +73,21 @@ func main() {
 		payload, _ := json.Marshal(body)
 		w.WriteHeader(status)
 		w.Write(payload)
-		duration.Observe(time.Since(start).Seconds())
-		processed.WithLabelValues(strconv.Itoa(status)).Inc()
+		return status
 	}
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("/work", work)
-	mux.Handle("/metrics", promhttp.Handler())
+	if *noMetrics {
+		mux.HandleFunc("/work", func(w http.ResponseWriter, r *http.Request) { answer(w) })
+	} else {
+		mux.HandleFunc("/work", func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			status := answer(w)
+			duration.Observe(time.Since(start).Seconds())
+			processed.WithLabelValues(strconv.Itoa(status)).Inc()
+		})
+		mux.Handle("/metrics", promhttp.Handler())
+	}
 	listener, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)
