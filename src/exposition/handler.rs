@@ -63,6 +63,34 @@ impl ScrapeMetrics {
             in_flight,
         })
     }
+
+    /// Serves one scrape with `answer`: in flight while it runs, then counted
+    /// by the status code of its answer.
+    fn count(&self, answer: impl FnOnce() -> MetricsResponse) -> MetricsResponse {
+        let _in_flight = InFlight::start(&self.in_flight);
+        let response = answer();
+        self.requests
+            .with_label_values(&[response.code().to_string()])
+            .inc();
+        response
+    }
+}
+
+/// One scrape in the in-flight gauge until dropped, so that a panic while
+/// gathering or encoding cannot leave the gauge up.
+struct InFlight<'a>(&'a IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn start(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 static SCRAPE_METRICS: OnceLock<ScrapeMetrics> = OnceLock::new();
@@ -234,8 +262,10 @@ impl MetricsApi {
         let scrapes = SCRAPE_METRICS
             .get()
             .expect("metrics::init runs before the app is built");
-        scrapes.in_flight.inc();
-        let response = if MetricsToken::admits(self.token.as_ref(), headers) {
+        scrapes.count(|| {
+            if !MetricsToken::admits(self.token.as_ref(), headers) {
+                return MetricsResponse::unauthorized();
+            }
             let metrics = metrics::global();
             // Exemplars first: each is then counted in the families gathered after.
             let exemplars = metrics.exemplars.snapshot();
@@ -250,15 +280,7 @@ impl MetricsApi {
                 native.as_ref(),
                 headers,
             )
-        } else {
-            MetricsResponse::unauthorized()
-        };
-        scrapes
-            .requests
-            .with_label_values(&[response.code().to_string()])
-            .inc();
-        scrapes.in_flight.dec();
-        response
+        })
     }
 }
 
@@ -405,6 +427,32 @@ mod tests {
              promhttp_metric_handler_requests_total{code=\"500\"} 0\n\
              promhttp_metric_handler_requests_total{code=\"503\"} 0\n"
         );
+    }
+
+    #[test]
+    fn a_scrape_that_panics_leaves_the_in_flight_gauge_as_it_was_and_is_not_counted() {
+        // Its panic goes through the hook that request_metrics' tests install:
+        // taking a turn keeps it from logging while they capture.
+        let (_logs, _turn) = crate::telemetry::capture_logs(tracing::Level::INFO);
+        let scrapes = ScrapeMetrics::register(&Registry::new()).unwrap();
+        // Two other scrapes being served.
+        scrapes.in_flight.set(2);
+        let mut during = None;
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            scrapes.count(|| {
+                during = Some(scrapes.in_flight.get());
+                panic!("gathering failed")
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!((during, scrapes.in_flight.get()), (Some(3), 2));
+        for code in PREINITIALIZED_CODES {
+            assert_eq!(
+                scrapes.requests.with_label_values(&[code]).get(),
+                0,
+                "{code}"
+            );
+        }
     }
 
     #[test]
