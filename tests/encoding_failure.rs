@@ -61,11 +61,11 @@ async fn an_encoding_failure_answers_500_is_logged_and_counted() {
             .finish(),
     );
     let config = Config::defaults();
-    let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor).unwrap();
+    let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor);
     let client = TestClient::new(app(&AppState::new(
         &config,
         Shutdown::default(),
-        metrics.workload.clone(),
+        metrics.work.workload.clone(),
     )));
     let nameless =
         Nameless(Desc::new("nameless".into(), "help".into(), vec![], Default::default()).unwrap());

@@ -1,6 +1,6 @@
 //! The `/metrics` operation: negotiation, the `name[]` filter, encoding,
 //! gzip, the bearer token, and the `promhttp_*` metrics that count scrapes.
-use std::{io::Write, sync::OnceLock};
+use std::io::Write;
 
 use flate2::{write::GzEncoder, Compression};
 use poem::http::{header, HeaderMap};
@@ -91,18 +91,6 @@ impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.dec();
     }
-}
-
-static SCRAPE_METRICS: OnceLock<ScrapeMetrics> = OnceLock::new();
-
-/// Registers the [`ScrapeMetrics`] of `GET /metrics` in `registry`, once per
-/// process; later calls return the first ones.
-pub fn init(registry: &Registry) -> prometheus::Result<&'static ScrapeMetrics> {
-    if let Some(metrics) = SCRAPE_METRICS.get() {
-        return Ok(metrics);
-    }
-    let metrics = ScrapeMetrics::register(registry)?;
-    Ok(SCRAPE_METRICS.get_or_init(|| metrics))
 }
 
 /// The exposition in one of its formats.
@@ -259,21 +247,19 @@ impl MetricsApi {
         #[oai(name = "name[]")]
         names: Query<Option<Vec<String>>>,
     ) -> MetricsResponse {
-        let scrapes = SCRAPE_METRICS
-            .get()
-            .expect("metrics::init runs before the app is built");
-        scrapes.count(|| {
+        let registered = metrics::global();
+        registered.scrapes.count(|| {
             if !MetricsToken::admits(self.token.as_ref(), headers) {
                 return MetricsResponse::unauthorized();
             }
-            let metrics = metrics::global();
+            let work = &registered.work;
             // Exemplars first: each is then counted in the families gathered after.
-            let exemplars = metrics.exemplars.snapshot();
-            let mut families = prometheus::gather();
-            let native = metrics
+            let exemplars = work.exemplars.snapshot();
+            let mut families = registered.gather();
+            let native = work
                 .native
                 .as_ref()
-                .map(|native| native.collect_into(&metrics.duration, &mut families));
+                .map(|native| native.collect_into(&work.duration, &mut families));
             MetricsResponse::exposition(
                 &only_named(families, names.as_deref().unwrap_or_default()),
                 &exemplars,

@@ -49,9 +49,8 @@ impl TestApp {
     /// The app with `/metrics` and `/admin/*` behind `token`, if any.
     pub async fn spawn_with_token(config: Config, token: Option<MetricsToken>) -> Self {
         let metrics_in_use = METRICS_IN_USE.lock().await;
-        let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor)
-            .expect("metrics register");
-        let mut state = AppState::new(&config, Shutdown::default(), metrics.workload.clone());
+        let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor);
+        let mut state = AppState::new(&config, Shutdown::default(), metrics.work.workload.clone());
         state.metrics_token = token;
         Self {
             client: TestClient::new(app(&state).boxed()),
