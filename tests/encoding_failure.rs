@@ -87,7 +87,7 @@ async fn an_encoding_failure_answers_500_is_logged_and_counted() {
     let logged = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
     assert_eq!(
         logged
-            .matches(" ERROR myapp::exposition::handler: failed to serve /metrics error=failed to encode metrics: Error: MetricFamily has no name: MetricFamily { name: None")
+            .matches(" ERROR request{method=GET path=/metrics}: myapp::exposition::handler: failed to serve /metrics error=failed to encode metrics: Error: MetricFamily has no name: MetricFamily { name: None")
             .count(),
         3,
         "{logged}"

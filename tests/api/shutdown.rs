@@ -2,13 +2,16 @@ use std::time::Duration;
 
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
-use crate::helpers::{work, TestServer};
+use crate::helpers::{work, Logs, TestServer};
 
 #[tokio::test]
-async fn a_request_abandoned_by_its_client_is_counted_once_as_499() {
+async fn a_request_abandoned_by_its_client_is_counted_once_as_499_and_logged_with_its_request() {
     let server = TestServer::spawn(work(500, 500, 0.0), 5).await;
+    // Once the server is ours: no other test's app logs meanwhile.
+    let (logs, _default) = Logs::capture();
     let before = server.scrape().await;
     let mut stream = TcpStream::connect(server.address).await.unwrap();
+    let peer = stream.local_addr().unwrap();
     stream
         .write_all(b"GET /work HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
@@ -26,6 +29,15 @@ async fn a_request_abandoned_by_its_client_is_counted_once_as_499() {
     // Still exactly once, long after the sleep would have ended.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(server.scrape().await.duration().count, a.count);
+    // Its only line (a request gone has no request line) names the request.
+    let logs = logs.text();
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains("/work")).collect();
+    assert_eq!(lines.len(), 1, "{logs}");
+    let expected = format!(
+        " INFO request{{method=GET path=/work remote_addr={peer}}}: myapp::request_metrics: \
+         client closed the connection before the answer; counted as 499 elapsed="
+    );
+    assert!(lines[0].contains(&expected), "want {expected}\n{logs}");
 }
 
 #[tokio::test]
