@@ -368,6 +368,46 @@ mod tests {
     }
 
     #[test]
+    fn each_exposition_is_logged_at_debug_with_its_format_compression_and_size() {
+        let protobuf = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+        for (accept, accept_encoding, name, gzip) in [
+            ("text/plain", "identity", "text", false),
+            (
+                "application/openmetrics-text; version=1.0.0",
+                "gzip",
+                "openmetrics",
+                true,
+            ),
+            (
+                "application/openmetrics-text",
+                "identity",
+                "openmetrics",
+                false,
+            ),
+            (protobuf, "gzip", "protobuf", true),
+        ] {
+            let (logs, _turn) = crate::telemetry::capture_logs(tracing::Level::DEBUG);
+            let (_, encoding, body) = body_of(MetricsResponse::exposition(
+                &families(),
+                &no_exemplars(),
+                None,
+                &headers(&[
+                    (header::ACCEPT, accept),
+                    (header::ACCEPT_ENCODING, accept_encoding),
+                ]),
+            ));
+            assert_eq!(encoding.is_some(), gzip, "{accept}");
+            let logs = logs.text();
+            assert_eq!(logs.lines().count(), 1, "{logs}");
+            let expected = format!(
+                " DEBUG myapp::exposition::handler: metrics exposed format=\"{name}\" gzip={gzip} bytes={}\n",
+                body.len()
+            );
+            assert!(logs.ends_with(&expected), "want {expected}got  {logs}");
+        }
+    }
+
+    #[test]
     fn a_family_that_cannot_be_encoded_answers_500_with_the_reason() {
         // The encoders refuse a family without a metric.
         let mut empty = MetricFamily::default();
