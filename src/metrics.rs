@@ -1,15 +1,16 @@
 //! The metrics: process-wide globals in the prometheus crate's default
 //! registry. `GET /metrics` (src/exposition/) exposes them.
-use std::{borrow::Cow, sync::Mutex};
+use std::{borrow::Cow, sync::OnceLock};
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    proto::MetricFamily, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 use prometheus::core::Collector;
 
 use crate::{
-    exposition::{self, Exemplars, NativeHistogram},
+    exposition::{Exemplars, NativeHistogram, ScrapeMetrics},
     process_metrics::ProcessCollector,
     runtime_metrics::RuntimeCollector,
     workload::WorkloadMetrics,
@@ -112,39 +113,54 @@ impl Metrics {
     }
 }
 
-static METRICS: Mutex<Option<&'static Metrics>> = Mutex::new(None);
+/// Every metric of the service that the handlers record into, registered in
+/// the default registry by [`init`].
+#[derive(Debug)]
+pub struct Registered {
+    /// The request metrics of `/work`.
+    pub work: Metrics,
+    /// The `promhttp_*` metrics of `/metrics`.
+    pub scrapes: ScrapeMetrics,
+}
+
+impl Registered {
+    /// Registers every metric in the default registry.
+    fn register(buckets: &[f64], native_factor: f64) -> prometheus::Result<Self> {
+        let registry = prometheus::default_registry();
+        let work = Metrics::register(registry, buckets, native_factor)?;
+        let scrapes = ScrapeMetrics::register(registry)?;
+        registry.register(Box::new(ProcessCollector::new()?))?;
+        registry.register(Box::new(RuntimeCollector::new()?))?;
+        Ok(Self { work, scrapes })
+    }
+
+    /// The families of every metric in the default registry.
+    pub fn gather(&self) -> Vec<MetricFamily> {
+        prometheus::default_registry().gather()
+    }
+}
+
+static REGISTERED: OnceLock<Registered> = OnceLock::new();
 
 /// Registers every metric of the service in the default registry: the
 /// [`Metrics`] of `/work` with these histogram buckets (and native ones of
-/// this growth factor, unless 0), the scrape metrics of
-/// `/metrics`, the process's metrics and the tokio runtime's gauges.
+/// this growth factor, unless 0), the [`ScrapeMetrics`] of `/metrics`, the
+/// process's metrics and the tokio runtime's gauges.
 ///
 /// The first call registers; later calls in the same process (tests build many
 /// apps) return the metrics it registered.
-pub fn init(buckets: &[f64], native_factor: f64) -> prometheus::Result<&'static Metrics> {
-    let mut slot = METRICS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(metrics) = *slot {
-        return Ok(metrics);
-    }
-    let registry = prometheus::default_registry();
-    let metrics: &'static Metrics = Box::leak(Box::new(Metrics::register(
-        registry,
-        buckets,
-        native_factor,
-    )?));
-    exposition::init(registry)?;
-    registry.register(Box::new(ProcessCollector::new()?))?;
-    registry.register(Box::new(RuntimeCollector::new()?))?;
-    *slot = Some(metrics);
-    Ok(metrics)
+pub fn init(buckets: &[f64], native_factor: f64) -> &'static Registered {
+    REGISTERED.get_or_init(|| {
+        // A failure is a bug: the names are fixed and registered once, and
+        // `Buckets` parses only increasing positive bounds.
+        Registered::register(buckets, native_factor)
+            .expect("the metrics have valid, distinct names and buckets")
+    })
 }
 
 /// The metrics registered by [`init`].
-pub fn global() -> &'static Metrics {
-    METRICS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+pub fn global() -> &'static Registered {
+    REGISTERED
+        .get()
         .expect("metrics::init runs before the app is built")
 }

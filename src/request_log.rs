@@ -9,7 +9,7 @@ use poem::{
     http::{Method, Uri},
     Endpoint, IntoResponse, Middleware, Request, Response, Result,
 };
-use tracing::{field::display, Level};
+use tracing::{field::display, Instrument, Level, Span};
 
 use crate::trace_context::{trace_id_of, TRACEPARENT};
 
@@ -18,8 +18,14 @@ use crate::trace_context::{trace_id_of, TRACEPARENT};
 /// the `traceparent` that `RequestMetrics` put on it), the client's address and
 /// the duration in milliseconds. Put it outermost.
 ///
-/// Unlike poem's `Tracing`, it reads nothing from the request unless its line
-/// is enabled: with `RUST_LOG=warn` a request costs one check of the filter.
+/// While the request is handled, a `request` span carries its method, path
+/// and client's address, so the lines logged meanwhile (the 499 of a client
+/// gone, which has no request line, or a panic) say which request they are
+/// about.
+///
+/// Unlike poem's `Tracing`, it reads nothing from the request and makes no span
+/// unless its line is enabled: with `RUST_LOG=warn` a request costs one check
+/// of the filter.
 pub struct RequestLog;
 
 impl<E: Endpoint> Middleware<E> for RequestLog {
@@ -46,7 +52,13 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
             remote_addr: req.remote_addr().as_socket_addr().copied(),
             start: Instant::now(),
         });
-        let result = self.inner.call(req).await.map(IntoResponse::into_response);
+        let span = line.as_ref().map_or_else(Span::none, Line::span);
+        let result = self
+            .inner
+            .call(req)
+            .instrument(span)
+            .await
+            .map(IntoResponse::into_response);
         if let Some(line) = line {
             let (status, error, trace_id) = match &result {
                 Ok(response) => (
@@ -79,6 +91,19 @@ struct Line {
     /// The peer of the connection (a proxy's, behind one).
     remote_addr: Option<SocketAddr>,
     start: Instant,
+}
+
+impl Line {
+    /// The span of the request's handling. The request line is logged outside
+    /// it: the line has these fields already.
+    fn span(&self) -> Span {
+        tracing::info_span!(
+            "request",
+            method = %self.method,
+            path = %self.uri,
+            remote_addr = self.remote_addr.map(|peer| display(Peer(peer))),
+        )
+    }
 }
 
 /// A client's address, written as `SocketAddr` writes it.
@@ -208,6 +233,36 @@ mod tests {
         ] {
             let peer: SocketAddr = peer.parse().unwrap();
             assert_eq!(Peer(peer).to_string(), peer.to_string());
+        }
+    }
+
+    #[handler]
+    fn warns() -> &'static str {
+        tracing::warn!("inside");
+        "done"
+    }
+
+    #[tokio::test]
+    async fn lines_logged_while_handling_carry_the_request_span_only_with_the_request_line() {
+        for (level, expected) in [
+            (
+                Level::INFO,
+                " WARN request{method=GET path=/warns?n=1}: myapp::request_log::tests: inside",
+            ),
+            (Level::WARN, " WARN myapp::request_log::tests: inside"),
+        ] {
+            let (logs, _default) = capture_logs(level);
+            let client = TestClient::new(Route::new().at("/warns", warns).with(RequestLog));
+            client
+                .get("/warns")
+                .query("n", &1)
+                .send()
+                .await
+                .assert_status_is_ok();
+            let logs = logs.text();
+            let inside: Vec<&str> = logs.lines().filter(|l| l.ends_with(" inside")).collect();
+            assert_eq!(inside.len(), 1, "{level}: {logs}");
+            assert!(inside[0].ends_with(expected), "{level}: {logs}");
         }
     }
 

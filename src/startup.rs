@@ -73,9 +73,6 @@ pub enum StartError {
         .0.display()
     )]
     BasicAuthAndToken(std::path::PathBuf),
-    /// The metrics could not be registered.
-    #[error("cannot register the metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
 }
 
 /// What the routes need.
@@ -241,8 +238,8 @@ impl Application {
     /// Registers the metrics, reads the metrics token, applies the workload
     /// file and binds the listen addresses (port 0 picks a free one).
     pub async fn build(config: &Config, shutdown: Shutdown) -> Result<Self, StartError> {
-        let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor)?;
-        let mut state = AppState::new(config, shutdown, metrics.workload.clone());
+        let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor);
+        let mut state = AppState::new(config, shutdown, metrics.work.workload.clone());
         let workload_file = match &config.workload_file {
             Some(path) => {
                 let contents =

@@ -182,7 +182,7 @@ fn record_metrics(endpoint: impl Endpoint) -> impl Endpoint {
     use crate::{metrics, request_metrics::RequestMetrics};
     use poem::EndpointExt;
 
-    endpoint.with(RequestMetrics::new(metrics::global()))
+    endpoint.with(RequestMetrics::new(&metrics::global().work))
 }
 
 // Only in the bench-only build of scripts/bench.sh, which measures what the

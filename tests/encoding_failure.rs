@@ -61,11 +61,11 @@ async fn an_encoding_failure_answers_500_is_logged_and_counted() {
             .finish(),
     );
     let config = Config::defaults();
-    let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor).unwrap();
+    let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor);
     let client = TestClient::new(app(&AppState::new(
         &config,
         Shutdown::default(),
-        metrics.workload.clone(),
+        metrics.work.workload.clone(),
     )));
     let nameless =
         Nameless(Desc::new("nameless".into(), "help".into(), vec![], Default::default()).unwrap());
@@ -87,7 +87,7 @@ async fn an_encoding_failure_answers_500_is_logged_and_counted() {
     let logged = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
     assert_eq!(
         logged
-            .matches(" ERROR myapp::exposition::handler: failed to serve /metrics error=failed to encode metrics: Error: MetricFamily has no name: MetricFamily { name: None")
+            .matches(" ERROR request{method=GET path=/metrics}: myapp::exposition::handler: failed to serve /metrics error=failed to encode metrics: Error: MetricFamily has no name: MetricFamily { name: None")
             .count(),
         3,
         "{logged}"

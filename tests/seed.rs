@@ -18,17 +18,17 @@ fn client(error_rate: f64) -> TestClient<impl poem::Endpoint> {
     let mut config = Config::defaults();
     (config.min_delay_ms, config.max_delay_ms, config.error_rate) = (0, 0, error_rate);
     config.max_in_flight = 10;
-    let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor).unwrap();
+    let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor);
     TestClient::new(app(&AppState::new(
         &config,
         Shutdown::default(),
-        metrics.workload.clone(),
+        metrics.work.workload.clone(),
     )))
 }
 
 #[tokio::test]
 async fn four_200s_and_one_500_give_the_seed_lines() {
-    metrics::init(&Config::defaults().buckets.0, 1.1).unwrap();
+    metrics::init(&Config::defaults().buckets.0, 1.1);
     let (succeeds, fails) = (client(0.0), client(1.0));
 
     let first = scrape(&succeeds).await;

@@ -1,6 +1,6 @@
 //! The `/metrics` operation: negotiation, the `name[]` filter, encoding,
 //! gzip, the bearer token, and the `promhttp_*` metrics that count scrapes.
-use std::{io::Write, sync::OnceLock};
+use std::io::Write;
 
 use flate2::{write::GzEncoder, Compression};
 use poem::http::{header, HeaderMap};
@@ -63,18 +63,34 @@ impl ScrapeMetrics {
             in_flight,
         })
     }
+
+    /// Serves one scrape with `answer`: in flight while it runs, then counted
+    /// by the status code of its answer.
+    fn count(&self, answer: impl FnOnce() -> MetricsResponse) -> MetricsResponse {
+        let _in_flight = InFlight::start(&self.in_flight);
+        let response = answer();
+        self.requests
+            .with_label_values(&[response.code().to_string()])
+            .inc();
+        response
+    }
 }
 
-static SCRAPE_METRICS: OnceLock<ScrapeMetrics> = OnceLock::new();
+/// One scrape in the in-flight gauge until dropped, so that a panic while
+/// gathering or encoding cannot leave the gauge up.
+struct InFlight<'a>(&'a IntGauge);
 
-/// Registers the [`ScrapeMetrics`] of `GET /metrics` in `registry`, once per
-/// process; later calls return the first ones.
-pub fn init(registry: &Registry) -> prometheus::Result<&'static ScrapeMetrics> {
-    if let Some(metrics) = SCRAPE_METRICS.get() {
-        return Ok(metrics);
+impl<'a> InFlight<'a> {
+    fn start(gauge: &'a IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
     }
-    let metrics = ScrapeMetrics::register(registry)?;
-    Ok(SCRAPE_METRICS.get_or_init(|| metrics))
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The exposition in one of its formats.
@@ -231,34 +247,26 @@ impl MetricsApi {
         #[oai(name = "name[]")]
         names: Query<Option<Vec<String>>>,
     ) -> MetricsResponse {
-        let scrapes = SCRAPE_METRICS
-            .get()
-            .expect("metrics::init runs before the app is built");
-        scrapes.in_flight.inc();
-        let response = if MetricsToken::admits(self.token.as_ref(), headers) {
-            let metrics = metrics::global();
+        let registered = metrics::global();
+        registered.scrapes.count(|| {
+            if !MetricsToken::admits(self.token.as_ref(), headers) {
+                return MetricsResponse::unauthorized();
+            }
+            let work = &registered.work;
             // Exemplars first: each is then counted in the families gathered after.
-            let exemplars = metrics.exemplars.snapshot();
-            let mut families = prometheus::gather();
-            let native = metrics
+            let exemplars = work.exemplars.snapshot();
+            let mut families = registered.gather();
+            let native = work
                 .native
                 .as_ref()
-                .map(|native| native.collect_into(&metrics.duration, &mut families));
+                .map(|native| native.collect_into(&work.duration, &mut families));
             MetricsResponse::exposition(
                 &only_named(families, names.as_deref().unwrap_or_default()),
                 &exemplars,
                 native.as_ref(),
                 headers,
             )
-        } else {
-            MetricsResponse::unauthorized()
-        };
-        scrapes
-            .requests
-            .with_label_values(&[response.code().to_string()])
-            .inc();
-        scrapes.in_flight.dec();
-        response
+        })
     }
 }
 
@@ -360,6 +368,46 @@ mod tests {
     }
 
     #[test]
+    fn each_exposition_is_logged_at_debug_with_its_format_compression_and_size() {
+        let protobuf = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+        for (accept, accept_encoding, name, gzip) in [
+            ("text/plain", "identity", "text", false),
+            (
+                "application/openmetrics-text; version=1.0.0",
+                "gzip",
+                "openmetrics",
+                true,
+            ),
+            (
+                "application/openmetrics-text",
+                "identity",
+                "openmetrics",
+                false,
+            ),
+            (protobuf, "gzip", "protobuf", true),
+        ] {
+            let (logs, _turn) = crate::telemetry::capture_logs(tracing::Level::DEBUG);
+            let (_, encoding, body) = body_of(MetricsResponse::exposition(
+                &families(),
+                &no_exemplars(),
+                None,
+                &headers(&[
+                    (header::ACCEPT, accept),
+                    (header::ACCEPT_ENCODING, accept_encoding),
+                ]),
+            ));
+            assert_eq!(encoding.is_some(), gzip, "{accept}");
+            let logs = logs.text();
+            assert_eq!(logs.lines().count(), 1, "{logs}");
+            let expected = format!(
+                " DEBUG myapp::exposition::handler: metrics exposed format=\"{name}\" gzip={gzip} bytes={}\n",
+                body.len()
+            );
+            assert!(logs.ends_with(&expected), "want {expected}got  {logs}");
+        }
+    }
+
+    #[test]
     fn a_family_that_cannot_be_encoded_answers_500_with_the_reason() {
         // The encoders refuse a family without a metric.
         let mut empty = MetricFamily::default();
@@ -405,6 +453,32 @@ mod tests {
              promhttp_metric_handler_requests_total{code=\"500\"} 0\n\
              promhttp_metric_handler_requests_total{code=\"503\"} 0\n"
         );
+    }
+
+    #[test]
+    fn a_scrape_that_panics_leaves_the_in_flight_gauge_as_it_was_and_is_not_counted() {
+        // Its panic goes through the hook that request_metrics' tests install:
+        // taking a turn keeps it from logging while they capture.
+        let (_logs, _turn) = crate::telemetry::capture_logs(tracing::Level::INFO);
+        let scrapes = ScrapeMetrics::register(&Registry::new()).unwrap();
+        // Two other scrapes being served.
+        scrapes.in_flight.set(2);
+        let mut during = None;
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            scrapes.count(|| {
+                during = Some(scrapes.in_flight.get());
+                panic!("gathering failed")
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!((during, scrapes.in_flight.get()), (Some(3), 2));
+        for code in PREINITIALIZED_CODES {
+            assert_eq!(
+                scrapes.requests.with_label_values(&[code]).get(),
+                0,
+                "{code}"
+            );
+        }
     }
 
     #[test]

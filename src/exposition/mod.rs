@@ -21,7 +21,7 @@ mod protobuf;
 mod text;
 
 pub use exemplars::{Exemplar, ExemplarSnapshot, Exemplars};
-pub use handler::{init, Exposition, MetricsApi, MetricsResponse, ScrapeMetrics, VARY};
+pub use handler::{Exposition, MetricsApi, MetricsResponse, ScrapeMetrics, VARY};
 pub use native_histogram::{NativeBuckets, NativeHistogram, MAX_BUCKETS, ZERO_THRESHOLD};
 pub use negotiation::{accepts_gzip, Escaping, Format, Negotiated};
 

@@ -315,8 +315,19 @@ mod tests {
             (Some("text/plain;version=1.0.0;escaping=allow-utf-8,text/plain;version=0.0.4;q=0.3"), "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8"),
             // The winning range's own scheme is the last one set.
             (Some(html_then_protobuf.as_str()), "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=allow-utf-8"),
+            (Some("text/html;escaping=dots,text/plain;escaping=underscores"), "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"),
             // Ranges below the winner do not count.
             (Some(protobuf_then_text.as_str()), "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited; escaping=underscores"),
+            // On equal q-values a specific range is looked at before a
+            // wildcard: `text/plain` wins before `text/*` sets a scheme, and
+            // `*/*` sets its scheme after `text/*`.
+            (Some("text/*;escaping=dots,text/plain"), "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"),
+            (Some("*/*;escaping=dots,text/*;escaping=values"), "text/plain; version=0.0.4; charset=utf-8; escaping=dots"),
+            // `*` alone is `*/*`; a range without a type or a subtype is dropped.
+            (Some("*;escaping=values"), "text/plain; version=0.0.4; charset=utf-8; escaping=values"),
+            (Some("garbage;escaping=dots"), "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"),
+            (Some("text/;escaping=dots"), "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"),
+            (Some("/plain;escaping=dots"), "text/plain; version=0.0.4; charset=utf-8; escaping=underscores"),
         ];
         for (accept, expected) in cases {
             assert_eq!(

@@ -1,5 +1,10 @@
 //! The real binary: start-up errors, logs, signals.
-use std::{collections::HashMap, net::TcpListener, time::Duration};
+use std::{
+    collections::HashMap,
+    net::TcpListener,
+    process::Stdio,
+    time::{Duration, Instant},
+};
 
 use futures_util::future::join_all;
 
@@ -7,13 +12,32 @@ use crate::helpers::{
     assert_histogram_grew, binary, scrape, wait_for_in_flight, Binary, TokenFile,
 };
 
+/// How long a start-up error may take: a binary still running after it has
+/// started instead (or hangs), and the test fails rather than waiting forever.
+const START_UP_BOUND: Duration = Duration::from_secs(30);
+
 /// Runs the binary with `args` and `env`, expecting a start-up error.
 pub fn start_up_error(args: &[&str], env: &[(&str, &str)]) -> String {
-    let output = binary()
+    let mut child = binary()
         .args(args)
         .envs(env.iter().copied())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let deadline = Instant::now() + START_UP_BOUND;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "args {args:?} env {env:?}: still running after {START_UP_BOUND:?} instead of \
+                 stopping with a start-up error; killed"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(2), "args {args:?}: {stderr}");
     assert_eq!(

@@ -49,9 +49,8 @@ impl TestApp {
     /// The app with `/metrics` and `/admin/*` behind `token`, if any.
     pub async fn spawn_with_token(config: Config, token: Option<MetricsToken>) -> Self {
         let metrics_in_use = METRICS_IN_USE.lock().await;
-        let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor)
-            .expect("metrics register");
-        let mut state = AppState::new(&config, Shutdown::default(), metrics.workload.clone());
+        let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor);
+        let mut state = AppState::new(&config, Shutdown::default(), metrics.work.workload.clone());
         state.metrics_token = token;
         Self {
             client: TestClient::new(app(&state).boxed()),
@@ -439,6 +438,42 @@ pub fn decode_protobuf(body: &[u8]) -> Vec<prometheus::proto::MetricFamily> {
         families.push(input.read_message().expect("a MetricFamily"));
     }
     families
+}
+
+/// What a text subscriber at INFO writes while it is this thread's default:
+/// an in-process server is polled on the test's thread (tokio's
+/// current-thread test runtime), so its log lines are written here.
+#[derive(Clone, Default)]
+pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Captures until the guard drops.
+    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A token file, removed when dropped.

@@ -2,13 +2,16 @@ use std::time::Duration;
 
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
-use crate::helpers::{work, TestServer};
+use crate::helpers::{work, Logs, TestServer};
 
 #[tokio::test]
-async fn a_request_abandoned_by_its_client_is_counted_once_as_499() {
+async fn a_request_abandoned_by_its_client_is_counted_once_as_499_and_logged_with_its_request() {
     let server = TestServer::spawn(work(500, 500, 0.0), 5).await;
+    // Once the server is ours: no other test's app logs meanwhile.
+    let (logs, _default) = Logs::capture();
     let before = server.scrape().await;
     let mut stream = TcpStream::connect(server.address).await.unwrap();
+    let peer = stream.local_addr().unwrap();
     stream
         .write_all(b"GET /work HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
@@ -26,6 +29,15 @@ async fn a_request_abandoned_by_its_client_is_counted_once_as_499() {
     // Still exactly once, long after the sleep would have ended.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(server.scrape().await.duration().count, a.count);
+    // Its only line (a request gone has no request line) names the request.
+    let logs = logs.text();
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains("/work")).collect();
+    assert_eq!(lines.len(), 1, "{logs}");
+    let expected = format!(
+        " INFO request{{method=GET path=/work remote_addr={peer}}}: myapp::request_metrics: \
+         client closed the connection before the answer; counted as 499 elapsed="
+    );
+    assert!(lines[0].contains(&expected), "want {expected}\n{logs}");
 }
 
 #[tokio::test]
@@ -60,7 +72,7 @@ async fn shutdown_lets_in_flight_requests_finish_and_counts_them() {
         "no connection is accepted after shutdown"
     );
     // The server is gone; the metrics are process-wide and still readable.
-    let after = myapp::metrics::global();
+    let after = &myapp::metrics::global().work;
     assert_eq!(after.processed(200).get() - before.processed("200"), 50);
     assert_eq!(
         after.duration.get_sample_count() - before.duration().count,
@@ -90,7 +102,7 @@ async fn shutdown_timeout_cuts_off_and_reports_the_requests_in_flight() {
         );
     }
     // Cut off, but not lost: each is counted once, as 499.
-    let after = myapp::metrics::global();
+    let after = &myapp::metrics::global().work;
     assert_eq!(after.processed(499).get() - before.processed("499"), 3);
     assert_eq!(after.in_flight.get(), 0);
 }
@@ -138,7 +150,7 @@ async fn shutdown_with_a_thousand_requests_in_flight_answers_and_counts_every_on
         })
         .collect();
     server.wait_for_in_flight(1000).await;
-    assert_eq!(myapp::metrics::global().in_flight.get(), 1000);
+    assert_eq!(myapp::metrics::global().work.in_flight.get(), 1000);
     server.shutdown.begin();
     for request in requests {
         assert_eq!(
@@ -147,7 +159,7 @@ async fn shutdown_with_a_thousand_requests_in_flight_answers_and_counts_every_on
         );
     }
     assert_eq!(server.run.await.unwrap().cut_off, 0);
-    let after = myapp::metrics::global();
+    let after = &myapp::metrics::global().work;
     assert_eq!(after.processed(200).get() - before.processed("200"), 1000);
     assert_eq!(after.in_flight.get(), 0);
 }
