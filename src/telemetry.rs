@@ -59,7 +59,8 @@ pub fn init(format: LogFormat) -> Result<WorkerGuard, TelemetryError> {
 /// about 4,000 instructions per request line even with colours off; control
 /// characters in any value are escaped (`\n`, `\u{1b}`), so an event is
 /// always one line and cannot write terminal escapes.
-pub(crate) fn plain_fields() -> impl for<'w> MakeVisitor<Writer<'w>, Visitor: VisitFmt + VisitOutput<fmt::Result>>
+pub(crate) fn plain_fields(
+) -> impl for<'w> MakeVisitor<Writer<'w>, Visitor: VisitFmt + VisitOutput<fmt::Result>>
        + Send
        + Sync
        + 'static {
@@ -92,7 +93,7 @@ impl FormatTime for Timestamp {
 fn write_timestamp(writer: &mut impl fmt::Write, since_epoch: Duration) -> fmt::Result {
     thread_local! {
         /// A second since the epoch and its `YYYY-MM-DDTHH:MM:SS.`.
-        static SECOND: RefCell<(u64, String)> = RefCell::new((u64::MAX, String::new()));
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
     let seconds = since_epoch.as_secs();
     SECOND.with_borrow_mut(|(second, text)| {
@@ -133,7 +134,10 @@ impl fmt::Write for EscapeControl<'_, '_> {
         // perf: most text has none; a byte scan says so faster than `find`
         // decoding chars (C0 controls and DEL are single bytes; C1 controls
         // start with 0xC2).
-        if !text.bytes().any(|byte| byte < 0x20 || byte == 0x7f || byte == 0xc2) {
+        if !text
+            .bytes()
+            .any(|byte| byte < 0x20 || byte == 0x7f || byte == 0xc2)
+        {
             return self.0.write_str(text);
         }
         while let Some(at) = text.find(char::is_control) {
@@ -271,7 +275,10 @@ mod tests {
             &time::format_description::well_known::Rfc3339,
         )
         .unwrap_or_else(|err| panic!("{err}: {logs}"));
-        assert!(before - time::Duration::MICROSECOND <= logged && logged <= after, "{logs}");
+        assert!(
+            before - time::Duration::MICROSECOND <= logged && logged <= after,
+            "{logs}"
+        );
     }
 
     #[test]

@@ -171,7 +171,11 @@ fn exemplar_field(fields: &protobuf::UnknownFields, field: u32) -> Option<(Strin
 async fn protobuf_answers_carry_the_exemplars_in_prometheus_model_fields() {
     let app = TestApp::spawn(work(0, 0, 0.0)).await;
     let before = now();
-    traced_work(&app, Some(&format!("00-{PROTOBUF_TRACE_ID}-b7ad6b7169203331-01"))).await;
+    traced_work(
+        &app,
+        Some(&format!("00-{PROTOBUF_TRACE_ID}-b7ad6b7169203331-01")),
+    )
+    .await;
     let after = now();
     let response = app
         .client
