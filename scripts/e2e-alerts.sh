@@ -81,17 +81,19 @@ counts() {
 now() { date +%s.%N; }
 
 # change_by_rename JSON: a temp file beside the file, renamed over it (as
-# editors and config tools write). Sets CHANGED_AT.
+# editors and config tools write). Sets CHANGED_AT to the time just before
+# the rename: a request sent before it was answered under the old settings.
 change_by_rename() {
   printf '%s\n' "$1" >"$wl_dir/.workload.json.tmp"
-  mv -f "$wl_dir/.workload.json.tmp" "$wl_file"
   CHANGED_AT=$(now)
+  mv -f "$wl_dir/.workload.json.tmp" "$wl_file"
 }
 
 # change_by_swap JSON: what the kubelet does to a mounted ConfigMap: the new
 # contents in a new directory, the ..data symlink pointed at it by renaming a
 # new symlink over it (atomic), the old directory removed. workload.json is a
-# symlink to ..data/workload.json and never changes itself. Sets CHANGED_AT.
+# symlink to ..data/workload.json and never changes itself. Sets CHANGED_AT
+# as change_by_rename does.
 version=0
 change_by_swap() {
   version=$((version + 1))
@@ -100,8 +102,8 @@ change_by_swap() {
   mkdir "$wl_dir/..v$version"
   printf '%s\n' "$1" >"$wl_dir/..v$version/workload.json"
   ln -s "..v$version" "$wl_dir/..data_tmp"
-  mv -T "$wl_dir/..data_tmp" "$wl_dir/..data"
   CHANGED_AT=$(now)
+  mv -T "$wl_dir/..data_tmp" "$wl_dir/..data"
   if [ -n "$old" ]; then rm -rf "${wl_dir:?}/$old"; fi
 }
 # The layout of a mounted ConfigMap from the start: a replica that resolved
@@ -388,8 +390,9 @@ echo "  MyappErrorRatioAboveConfigured firing $(elapsed "$fail_at" "$fired") s a
 check_notification "  MyappErrorRatioAboveConfigured firing for a: the rule's labels, summary, description with 100% and 0%" \
   MyappErrorRatioAboveConfigured firing --after "$fail_at" --instance "${instance[a]}" \
   --label job=myapp --label "instance=${instance[a]}" --value 100% --configured 0%
-rm "$out/control/a"
+# The time first: a request sent after it may already be a plain one.
 ok_at=$(now)
+rm "$out/control/a"
 only_a_failed() {
   answers "$(later "$fail_at" 1)" "$ok_at" --replica a --status 500 &&
     answers "$(later "$fail_at" 1)" "$ok_at" --replica b --replica c --status 200

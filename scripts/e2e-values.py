@@ -63,10 +63,10 @@ def proc_cpu_ticks(pid):
 
 
 def proc_rss_bytes(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+    """rss of /proc/PID/stat, in bytes: what the collector reads, as Go's
+    procfs does. (VmRSS of /proc/PID/status, the exact sum of the kernel's
+    per-CPU counters, differed from it by up to 392 KiB in 300 runs.)"""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[21]) * PAGE
 
 
 def proc_fds(pid):
@@ -92,7 +92,13 @@ def proc_fds(pid):
 
 
 def read_proc(pid):
-    fds, connections = proc_fds(pid)
+    # The fewest of five listings 20 ms apart: a scrape meanwhile holds one
+    # more descriptor (the directory its collector lists) for a moment.
+    listings = []
+    for _ in range(5):
+        listings.append(proc_fds(pid))
+        time.sleep(0.02)
+    fds, connections = min(listings)
     return {"cpu_ticks": proc_cpu_ticks(pid), "rss": proc_rss_bytes(pid), "fds": fds,
             "connections": connections, "cpus": len(os.sched_getaffinity(pid))}
 
@@ -436,7 +442,7 @@ class Checker:
 
     def d_rss(self, promql, result, f):
         want = {n: self.snap(n)["rss"] for n in self.replicas}
-        self.per_instance("resident memory against /proc VmRSS", result, want,
+        self.per_instance("resident memory against /proc/PID/stat rss", result, want,
                           "+-2% (allocations between the scrape and the /proc read)",
                           lambda n, v, w: abs(v - w) <= 0.02 * w)
 
