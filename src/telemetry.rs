@@ -3,6 +3,7 @@ use std::{
     cell::RefCell,
     fmt::{self, Write as _},
     io::{BufWriter, IsTerminal},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -175,23 +176,21 @@ pub fn log_panics() {
     }));
 }
 
-/// What a test's subscriber writes, to assert on log lines.
-#[cfg(test)]
+/// The lines a test's subscriber wrote, as [`init`]'s text subscriber writes
+/// them. For tests, unit and integration alike: see [`capture_logs`].
 #[derive(Clone, Default)]
-pub(crate) struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
 
-#[cfg(test)]
 impl Captured {
     /// Everything written so far.
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    pub fn text(&self) -> String {
+        String::from_utf8(lock(&self.0).clone()).expect("lines are UTF-8")
     }
 }
 
-#[cfg(test)]
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        lock(&self.0).extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -199,18 +198,17 @@ impl std::io::Write for Captured {
     }
 }
 
-/// Makes a text subscriber at `level` this thread's default (tokio's
-/// current-thread test runtime polls every future on it) until the guard drops.
+/// For tests: makes a text subscriber at `level`, formatted as [`init`]'s
+/// (without colours), this thread's default until the guard drops. An
+/// in-process server is polled on the test's thread by tokio's
+/// current-thread test runtime, so its lines are captured.
 ///
 /// One test at a time: tracing caches which events are enabled across all
 /// threads, and another test's subscriber coming or going while this one
 /// logs could make it miss an event.
-#[cfg(test)]
-pub(crate) fn capture_logs(level: tracing::Level) -> (Captured, CaptureGuard) {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+pub fn capture_logs(level: tracing::Level) -> (Captured, CaptureGuard) {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let turn = lock(&ONE_AT_A_TIME);
     let logs = Captured::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -231,11 +229,15 @@ pub(crate) fn capture_logs(level: tracing::Level) -> (Captured, CaptureGuard) {
 }
 
 /// Keeps a test's subscriber, and its turn, until dropped.
-#[cfg(test)]
-pub(crate) struct CaptureGuard {
+pub struct CaptureGuard {
     // Dropped first: the subscriber goes before the next test's comes.
     _default: tracing::subscriber::DefaultGuard,
-    _turn: std::sync::MutexGuard<'static, ()>,
+    _turn: MutexGuard<'static, ()>,
+}
+
+/// Locks `mutex`, also after a test panicked holding it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

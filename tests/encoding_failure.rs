@@ -1,13 +1,12 @@
 //! A scrape whose metrics cannot be encoded: answered 500 with the reason,
 //! logged, and counted as `code="500"`. In a process of its own, since it
 //! puts a broken collector in the process-wide default registry.
-use std::sync::{Arc, Mutex};
-
 use myapp::{
     config::Config,
     metrics,
     shutdown::Shutdown,
     startup::{app, AppState},
+    telemetry::capture_logs,
 };
 use poem::test::TestClient;
 use prometheus::{
@@ -35,31 +34,9 @@ impl Collector for Nameless {
     }
 }
 
-/// Log lines, written by the subscriber the test installs.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn an_encoding_failure_answers_500_is_logged_and_counted() {
-    let lines = Lines::default();
-    let writer = lines.clone();
-    let _subscriber = tracing::subscriber::set_default(
-        tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish(),
-    );
+    let (logs, _default) = capture_logs(tracing::Level::INFO);
     let config = Config::defaults();
     let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor);
     let client = TestClient::new(app(&AppState::new(
@@ -84,7 +61,7 @@ async fn an_encoding_failure_answers_500_is_logged_and_counted() {
             "Accept: {accept}: {body}"
         );
     }
-    let logged = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert_eq!(
         logged
             .matches(" ERROR request{method=GET path=/metrics}: myapp::exposition::handler: failed to serve /metrics error=failed to encode metrics: Error: MetricFamily has no name: MetricFamily { name: None")

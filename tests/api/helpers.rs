@@ -440,42 +440,6 @@ pub fn decode_protobuf(body: &[u8]) -> Vec<prometheus::proto::MetricFamily> {
     families
 }
 
-/// What a text subscriber at INFO writes while it is this thread's default:
-/// an in-process server is polled on the test's thread (tokio's
-/// current-thread test runtime), so its log lines are written here.
-#[derive(Clone, Default)]
-pub struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Logs {
-    /// Captures until the guard drops.
-    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
-        let logs = Self::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-
-    /// Everything written so far.
-    pub fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-}
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A token file, removed when dropped.
 pub struct TokenFile {
     pub path: std::path::PathBuf,

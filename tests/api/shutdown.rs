@@ -1,14 +1,15 @@
 use std::time::Duration;
 
+use myapp::telemetry::capture_logs;
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
-use crate::helpers::{work, Logs, TestServer};
+use crate::helpers::{work, TestServer};
 
 #[tokio::test]
 async fn a_request_abandoned_by_its_client_is_counted_once_as_499_and_logged_with_its_request() {
     let server = TestServer::spawn(work(500, 500, 0.0), 5).await;
     // Once the server is ours: no other test's app logs meanwhile.
-    let (logs, _default) = Logs::capture();
+    let (logs, _default) = capture_logs(tracing::Level::INFO);
     let before = server.scrape().await;
     let mut stream = TcpStream::connect(server.address).await.unwrap();
     let peer = stream.local_addr().unwrap();
