@@ -104,11 +104,11 @@ where
                     remote_addr.clone(),
                     scheme.clone(),
                 ));
-                // hyper keeps this future for as long as the connection is
-                // open. `endpoint.get_response(req)` would wrap the call in two
-                // more layers (`Arc`'s `call` and `get_response`), each holding
-                // its own copy of the 472-byte request: 5,144 bytes instead of
-                // 4,168.
+                // hyper keeps this future's box for as long as the connection
+                // is open: 1,216 bytes (release build), of which 720 are the
+                // app's. `endpoint.get_response(req)` would wrap the call in
+                // two more layers (`Arc`'s `call` and `get_response`), each
+                // holding its own copy of the 472-byte request.
                 async move {
                     let response = endpoint
                         .as_ref()
