@@ -45,7 +45,7 @@ soak requests="3000000":
     SOAK_REQUESTS={{requests}} SOAK_OUT=BENCHMARKS.md scripts/soak.sh
 
 # Mutation testing of the Rust code with cargo-mutants (installed when missing): every mutant of src/ must make `cargo test` fail.
-# Hours for all of src/ (373 mutants); name files to narrow it, e.g. `just mutants --file src/request_metrics.rs`. Results in mutants.out/.
+# Hours for all of src/ (373 mutants); name files to narrow it, e.g. `just mutants --file src/metrics/middleware.rs`. Results in mutants.out/.
 mutants *ARGS:
     command -v cargo-mutants >/dev/null || cargo install cargo-mutants --locked --version 27.1.0
     cargo mutants --timeout 300 {{ARGS}}

@@ -15,7 +15,7 @@ use prometheus::{Encoder, TextEncoder};
 fn scrape(c: &mut Criterion) {
     let buckets: Buckets = DEFAULT_BUCKETS.parse().expect("default buckets");
     let registered = metrics::init(&buckets.0, 1.1);
-    let metrics = &registered.work;
+    let metrics = &registered.requests;
     // A scrape of a service that has been working: every series present.
     for (status, seconds) in [(200, 0.3), (500, 1.2), (499, 2.2)] {
         metrics.processed(status).inc();

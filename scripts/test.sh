@@ -14,13 +14,13 @@ source scripts/lib.sh
 step() { printf '\n== %s\n' "$*"; }
 
 step "cargo fmt --check"
-cargo fmt --check
+cargo fmt --all --check
 
 step "cargo clippy"
-cargo clippy --all-targets --locked --quiet -- -D warnings
+cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 
-step "cargo test"
-cargo test --locked
+step "cargo test (the workspace: myapp and prometheus-exposition)"
+cargo test --workspace --locked
 
 step "smoke test"
 scripts/smoke-test.sh

@@ -1,26 +1,23 @@
 //! myapp: a poem service that simulates work on `GET /work` and exposes
 //! Prometheus metrics about it on `GET /metrics`.
+//!
+//! `startup` builds the application: every route and the whole request stack
+//! in one place. Its parts:
+//!
+//! | module | what it owns |
+//! | --- | --- |
+//! | `server` | the HTTP server and its guards (limits, drain, TLS, auth) |
+//! | `metrics` | the metrics, their registration and `GET /metrics` |
+//! | `workload` | the workload, `GET /work` and `/admin/workload` |
+//! | `telemetry` | logs, the request line, trace context |
+//! | `config` | the flags and their env twins |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
-pub mod admin;
-pub mod basic_auth;
 pub mod config;
-pub mod exposition;
-pub mod health;
 pub mod metrics;
-pub mod metrics_token;
-pub mod open_files;
-pub mod process_metrics;
-pub mod request_log;
-pub mod request_metrics;
-pub mod runtime_metrics;
 pub mod server;
-pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
-pub mod trace_context;
-pub mod web_config;
-pub mod work;
 pub mod workload;

@@ -3,8 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use myapp::{
     config::{Cli, Command},
-    open_files,
-    shutdown::Shutdown,
+    server::{open_files, shutdown::Shutdown},
     startup::{self, Application},
     telemetry,
 };

@@ -1,4 +1,6 @@
-//! Builds the application: the routes, the OpenAPI service, the listener.
+//! Builds the application: the routes of each port and the request stack
+//! around them ([`app`], [`stack`]), the state they share ([`AppState`]), and
+//! the listeners ([`Application::build`]).
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use poem::{
@@ -11,19 +13,19 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
-    admin::AdminApi,
-    basic_auth::{BasicAuth, BasicAuthUsers},
     config::Config,
-    exposition::MetricsApi,
-    health::HealthApi,
-    metrics,
-    metrics_token::{MetricsToken, TokenFileError},
-    request_log::RequestLog,
-    server::{self, Limits, ShutdownReport},
-    shutdown::Shutdown,
-    web_config::{WebConfig, WebConfigError},
-    work::WorkApi,
-    workload::{parse_file, Invalid, Source, Workload, WorkloadMetrics},
+    metrics::{self, exposition::MetricsApi, Registered, RequestMetrics},
+    server::{
+        self,
+        basic_auth::{BasicAuth, BasicAuthUsers},
+        health::HealthApi,
+        metrics_token::{MetricsToken, TokenFileError},
+        shutdown::Shutdown,
+        web_config::{WebConfig, WebConfigError},
+        Limits, ShutdownReport,
+    },
+    telemetry::request_log::RequestLog,
+    workload::{admin::AdminApi, parse_file, work::WorkApi, Invalid, Source, Workload},
 };
 
 /// A failure to start.
@@ -79,6 +81,9 @@ pub enum StartError {
 /// What the routes need.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The metrics registered at start-up, which the app records into and
+    /// `/metrics` exposes.
+    pub metrics: &'static Registered,
     /// How `/work` behaves now.
     pub workload: Arc<Workload>,
     /// `/work` requests allowed in flight at once.
@@ -90,6 +95,68 @@ pub struct AppState {
     /// The users that basic auth lets in on the port that serves `/metrics`,
     /// if `--web-config-file` lists any.
     pub basic_auth: Option<BasicAuthUsers>,
+}
+
+impl AppState {
+    /// The state described by `config`'s flags (validated), recording into
+    /// `metrics`, without a metrics token or users: [`Application::build`]
+    /// reads their files and the workload file.
+    pub fn new(config: &Config, shutdown: Shutdown, metrics: &'static Registered) -> Self {
+        Self {
+            metrics,
+            workload: Arc::new(Workload::new(
+                config.workload(),
+                config.delay_cap_ms,
+                metrics.workload.clone(),
+            )),
+            max_in_flight: config.max_in_flight,
+            shutdown,
+            metrics_token: None,
+            basic_auth: None,
+        }
+    }
+}
+
+/// The whole application on one port: every operation, the docs, and the
+/// request stack.
+pub fn app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
+    stack(Routes::new(api(state), state), state.basic_auth.clone())
+}
+
+/// The public port when `--metrics-listen` is set: `/work` and its docs, but
+/// not `/metrics`, `/healthz`, `/readyz` or `/admin/*` (404).
+pub fn public_app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
+    let api = openapi(
+        work_api(state),
+        "Simulates work on GET /work. This instance serves its metrics and health \
+         probes on its --metrics-listen port.",
+    );
+    stack(Routes::new(api, state), None)
+}
+
+/// The `--metrics-listen` port: `/metrics`, `/healthz`, `/readyz` and
+/// `/admin/*` only, without docs.
+pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
+    let api = OpenApiService::new(
+        metrics_port_operations(state),
+        "myapp",
+        env!("CARGO_PKG_VERSION"),
+    );
+    stack(api.into_endpoint(), state.basic_auth.clone())
+}
+
+/// The request stack of every port around its routes, innermost first:
+/// basic auth when the port serves `/metrics` to listed users, panics caught
+/// and answered 500, one log line per request. `/work` records its metrics
+/// inside the routes (`work.rs`, `metrics/middleware.rs`).
+fn stack(
+    routes: impl Endpoint + 'static,
+    basic_auth: Option<BasicAuthUsers>,
+) -> impl Endpoint<Output = Response> + 'static {
+    routes
+        .with(BasicAuth(basic_auth))
+        .with(CatchPanic::new())
+        .with(RequestLog)
 }
 
 /// The OpenAPI service: every documented operation, as one port serves them
@@ -105,41 +172,16 @@ pub fn api(state: &AppState) -> OpenApiService<(WorkApi, HealthApi, MetricsApi, 
 /// The OpenAPI spec as pretty JSON, as committed in `openapi/openapi.json`.
 pub fn openapi_json() -> String {
     let config = Config::defaults();
-    let unregistered = WorkloadMetrics::register(&prometheus::Registry::new())
-        .expect("a new registry takes the workload metrics");
-    api(&AppState::new(&config, Shutdown::default(), unregistered)).spec()
-}
-
-/// The whole application on one port. [`metrics::init`] must have run.
-pub fn app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
-    with_docs(api(state))
-        .with(BasicAuth(state.basic_auth.clone()))
-        .with(CatchPanic::new())
-        .with(RequestLog)
-}
-
-/// The public port when `--metrics-listen` is set: `/work` and its docs, but
-/// not `/metrics`, `/healthz` or `/readyz` (404).
-pub fn public_app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
-    let api = openapi(
-        work_api(state),
-        "Simulates work on GET /work. This instance serves its metrics and health \
-         probes on its --metrics-listen port.",
-    );
-    with_docs(api).with(CatchPanic::new()).with(RequestLog)
-}
-
-/// The `--metrics-listen` port: `/metrics`, `/healthz`, `/readyz` and `/admin/*` only.
-pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
-    OpenApiService::new(
-        metrics_port_operations(state),
-        "myapp",
-        env!("CARGO_PKG_VERSION"),
+    // Registered in a registry of their own, never scraped: the spec needs
+    // the operations, not their metrics.
+    let unexposed = Registered::register(
+        &prometheus::Registry::new(),
+        &config.buckets.0,
+        config.native_histogram_bucket_factor,
     )
-    .into_endpoint()
-    .with(BasicAuth(state.basic_auth.clone()))
-    .with(CatchPanic::new())
-    .with(RequestLog)
+    .expect("a new registry takes the metrics");
+    let state = AppState::new(&config, Shutdown::default(), Box::leak(Box::new(unexposed)));
+    api(&state).spec()
 }
 
 fn work_api(state: &AppState) -> WorkApi {
@@ -150,7 +192,7 @@ fn work_api(state: &AppState) -> WorkApi {
 fn metrics_port_operations(state: &AppState) -> (HealthApi, MetricsApi, AdminApi) {
     (
         HealthApi::new(state.shutdown.clone()),
-        MetricsApi::new(state.metrics_token.clone()),
+        MetricsApi::new(state.metrics, state.metrics_token.clone()),
         AdminApi::new(state.workload.clone(), state.metrics_token.clone()),
     )
 }
@@ -164,35 +206,42 @@ const DOCS_PATH: &str = "/docs";
 const SPEC_JSON_PATH: &str = "/openapi.json";
 const SPEC_YAML_PATH: &str = "/openapi.yaml";
 
-/// The operations, with Swagger UI at `/docs` and the spec at `/openapi.*`.
-fn with_docs<T: OpenApi + 'static>(api: OpenApiService<T, ()>) -> WithDocs {
-    WithDocs {
-        docs: Route::new()
-            .nest(DOCS_PATH, api.swagger_ui())
-            .at(SPEC_JSON_PATH, api.spec_endpoint())
-            .at(SPEC_YAML_PATH, api.spec_endpoint_yaml())
-            .boxed(),
-        api: api.into_endpoint(),
+/// A port's routes: Swagger UI at `/docs` and the spec at `/openapi.*`,
+/// every other request straight to the operations, with `/work`'s request
+/// metrics in its data for the middleware that records them.
+///
+/// `Route::new().nest("/", api)` would route the same, but it routes every
+/// request twice and rebuilds its URI on the way.
+// perf: this saves 4,400 of the 26,100 instructions of a `/work` request
+// (callgrind, benches/README.md).
+struct Routes {
+    docs: BoxEndpoint<'static>,
+    api: BoxEndpoint<'static>,
+    metrics: &'static RequestMetrics,
+}
+
+impl Routes {
+    fn new<T: OpenApi + 'static>(api: OpenApiService<T, ()>, state: &AppState) -> Self {
+        Self {
+            docs: Route::new()
+                .nest(DOCS_PATH, api.swagger_ui())
+                .at(SPEC_JSON_PATH, api.spec_endpoint())
+                .at(SPEC_YAML_PATH, api.spec_endpoint_yaml())
+                .boxed(),
+            api: api.into_endpoint(),
+            metrics: &state.metrics.requests,
+        }
     }
 }
 
-/// Sends the docs' paths to their route and every other request straight to
-/// the operations. `Route::new().nest("/", api)` would do the same, but it
-/// routes every request twice and rebuilds its URI on the way: this saves 4,400
-/// of the 26,100 instructions of a `/work` request (callgrind, benches/README.md).
-struct WithDocs {
-    docs: BoxEndpoint<'static>,
-    api: BoxEndpoint<'static>,
-}
-
-impl Endpoint for WithDocs {
+impl Endpoint for Routes {
     type Output = Response;
 
     // perf: not `async`: the boxed future of the endpoint is the whole of
     // this one (16 bytes). An `async fn` would hold the 472-byte request
     // twice (its argument and the call's) and the route's future inline,
     // 1,500 bytes more in every request's future, moved on every layer.
-    fn call(&self, req: Request) -> impl Future<Output = poem::Result<Response>> + Send {
+    fn call(&self, mut req: Request) -> impl Future<Output = poem::Result<Response>> + Send {
         let path = req.uri().path();
         let is_docs = path == SPEC_JSON_PATH
             || path == SPEC_YAML_PATH
@@ -200,26 +249,8 @@ impl Endpoint for WithDocs {
                 .strip_prefix(DOCS_PATH)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
         let endpoint = if is_docs { &self.docs } else { &self.api };
+        req.set_data(self.metrics);
         DynEndpoint::call(endpoint.as_ref(), req)
-    }
-}
-
-impl AppState {
-    /// The state described by `config`'s flags (validated), its workload
-    /// shown in `workload_metrics`, without a metrics token or users:
-    /// [`Application::build`] reads their files and the workload file.
-    pub fn new(config: &Config, shutdown: Shutdown, workload_metrics: WorkloadMetrics) -> Self {
-        Self {
-            workload: Arc::new(Workload::new(
-                config.workload(),
-                config.delay_cap_ms,
-                workload_metrics,
-            )),
-            max_in_flight: config.max_in_flight,
-            shutdown,
-            metrics_token: None,
-            basic_auth: None,
-        }
     }
 }
 
@@ -242,7 +273,7 @@ impl Application {
     /// file and binds the listen addresses (port 0 picks a free one).
     pub async fn build(config: &Config, shutdown: Shutdown) -> Result<Self, StartError> {
         let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor);
-        let mut state = AppState::new(config, shutdown, metrics.work.workload.clone());
+        let mut state = AppState::new(config, shutdown, metrics);
         let workload_file = match &config.workload_file {
             Some(path) => {
                 let contents =

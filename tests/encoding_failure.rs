@@ -4,7 +4,7 @@
 use myapp::{
     config::Config,
     metrics,
-    shutdown::Shutdown,
+    server::shutdown::Shutdown,
     startup::{app, AppState},
     telemetry::capture_logs,
 };
@@ -39,11 +39,7 @@ async fn an_encoding_failure_answers_500_is_logged_and_counted() {
     let (logs, _default) = capture_logs(tracing::Level::INFO);
     let config = Config::defaults();
     let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor);
-    let client = TestClient::new(app(&AppState::new(
-        &config,
-        Shutdown::default(),
-        metrics.work.workload.clone(),
-    )));
+    let client = TestClient::new(app(&AppState::new(&config, Shutdown::default(), metrics)));
     let nameless =
         Nameless(Desc::new("nameless".into(), "help".into(), vec![], Default::default()).unwrap());
     prometheus::register(Box::new(nameless)).unwrap();

@@ -3,7 +3,7 @@
 use myapp::{
     config::Config,
     metrics,
-    shutdown::Shutdown,
+    server::shutdown::Shutdown,
     startup::{app, AppState},
 };
 use poem::test::TestClient;
@@ -19,11 +19,7 @@ fn client(error_rate: f64) -> TestClient<impl poem::Endpoint> {
     (config.min_delay_ms, config.max_delay_ms, config.error_rate) = (0, 0, error_rate);
     config.max_in_flight = 10;
     let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor);
-    TestClient::new(app(&AppState::new(
-        &config,
-        Shutdown::default(),
-        metrics.work.workload.clone(),
-    )))
+    TestClient::new(app(&AppState::new(&config, Shutdown::default(), metrics)))
 }
 
 #[tokio::test]

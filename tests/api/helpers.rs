@@ -8,9 +8,8 @@ use std::{
 
 use myapp::{
     config::Config,
-    metrics,
-    metrics_token::MetricsToken,
-    shutdown::Shutdown,
+    metrics::{self, Registered},
+    server::{metrics_token::MetricsToken, shutdown::Shutdown},
     startup::{app, AppState, Application},
 };
 use poem::{
@@ -41,6 +40,13 @@ pub struct TestApp {
     _metrics_in_use: MutexGuard<'static, ()>,
 }
 
+/// The metrics every app of this process records into: those the first one
+/// registered in the default registry.
+pub fn registered() -> &'static Registered {
+    let config = Config::defaults();
+    metrics::init(&config.buckets.0, config.native_histogram_bucket_factor)
+}
+
 impl TestApp {
     pub async fn spawn(config: Config) -> Self {
         Self::spawn_with_token(config, None).await
@@ -50,7 +56,7 @@ impl TestApp {
     pub async fn spawn_with_token(config: Config, token: Option<MetricsToken>) -> Self {
         let metrics_in_use = METRICS_IN_USE.lock().await;
         let metrics = metrics::init(&config.buckets.0, config.native_histogram_bucket_factor);
-        let mut state = AppState::new(&config, Shutdown::default(), metrics.work.workload.clone());
+        let mut state = AppState::new(&config, Shutdown::default(), metrics);
         state.metrics_token = token;
         Self {
             client: TestClient::new(app(&state).boxed()),

@@ -1,7 +1,7 @@
 //! `GET /healthz` and `GET /readyz`.
 use poem_openapi::{payload::PlainText, ApiResponse, OpenApi};
 
-use crate::shutdown::Shutdown;
+use crate::server::shutdown::Shutdown;
 
 /// Answer of `GET /healthz`.
 #[derive(ApiResponse)]

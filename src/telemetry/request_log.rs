@@ -15,7 +15,7 @@ use poem::{
 };
 use tracing::{field::display, instrument::Instrumented, Instrument, Level, Span};
 
-use crate::trace_context::{trace_id_of, TRACEPARENT};
+use crate::telemetry::trace_context::{trace_id_of, TRACEPARENT};
 
 /// Logs each answered request at INFO: method, path (with the query), status,
 /// the error's message for an error, the trace id of a `/work` answer (from
@@ -103,11 +103,17 @@ struct Line {
     start: Instant,
 }
 
+/// The target of the request line and span, which `RUST_LOG` filters name
+/// (`myapp::request_log=warn`): the module's path before it moved into
+/// `telemetry/`, kept so that existing filters still apply.
+const LOG_TARGET: &str = "myapp::request_log";
+
 impl Line {
     /// The span of the request's handling. The request line is logged outside
     /// it: the line has these fields already.
     fn span(&self) -> Span {
         tracing::info_span!(
+            target: LOG_TARGET,
             "request",
             method = %self.method,
             path = %self.uri,
@@ -126,6 +132,7 @@ impl Line {
             Err(err) => (err.status(), Some(display(err)), None),
         };
         tracing::info!(
+            target: LOG_TARGET,
             method = %self.method,
             path = %self.uri,
             status = status.as_u16(),
@@ -280,9 +287,9 @@ mod tests {
         for (level, expected) in [
             (
                 Level::INFO,
-                " WARN request{method=GET path=/warns?n=1}: myapp::request_log::tests: inside",
+                " WARN request{method=GET path=/warns?n=1}: myapp::telemetry::request_log::tests: inside",
             ),
-            (Level::WARN, " WARN myapp::request_log::tests: inside"),
+            (Level::WARN, " WARN myapp::telemetry::request_log::tests: inside"),
         ] {
             let (logs, _default) = capture_logs(level);
             let client = TestClient::new(Route::new().at("/warns", warns).with(RequestLog));

@@ -6,7 +6,7 @@ use poem::Endpoint;
 use poem_openapi::{param::Query, payload::Json, ApiResponse, Object, OpenApi};
 use tokio::sync::Semaphore;
 
-use crate::workload::Workload;
+use super::Workload;
 
 /// The work was done.
 #[derive(Debug, Object)]
@@ -177,12 +177,13 @@ impl WorkApi {
     }
 }
 
+/// `/work`'s request metrics, recorded by the middleware into those the app
+/// puts in each request's data (`startup::app`).
 #[cfg(not(feature = "bench-uninstrumented"))]
 fn record_metrics(endpoint: impl Endpoint) -> impl Endpoint {
-    use crate::{metrics, request_metrics::RequestMetrics};
     use poem::EndpointExt;
 
-    endpoint.with(RequestMetrics::new(&metrics::global().work))
+    endpoint.with(crate::metrics::middleware::RecordMetrics)
 }
 
 // Only in the bench-only build of scripts/bench.sh, which measures what the

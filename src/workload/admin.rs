@@ -9,10 +9,8 @@ use poem_openapi::{
     ApiResponse, Object, OpenApi,
 };
 
-use crate::{
-    metrics_token::MetricsToken,
-    workload::{Change, Invalid, Settings, Source, Workload},
-};
+use super::{Change, Invalid, Settings, Source, Workload};
+use crate::server::metrics_token::MetricsToken;
 
 /// A change refused: nothing changed.
 #[derive(Debug, Object)]

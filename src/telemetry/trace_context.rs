@@ -1,24 +1,13 @@
 //! W3C Trace Context: the trace id of a `/work` request, from its
 //! `traceparent` header or new, and the `traceparent` its answer carries.
-use std::{cell::RefCell, fmt};
+use std::cell::RefCell;
 
 use poem::http::{HeaderName, HeaderValue};
+pub use prometheus_exposition::TraceId;
 use rand::{distr::StandardUniform, prelude::Distribution, rngs::SmallRng, Rng, SeedableRng};
 
 /// The name of the header, in requests and answers.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
-
-/// A 16-byte trace id, written as 32 lowercase hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceId(pub [u8; 16]);
-
-impl fmt::Display for TraceId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut digits = [0; 32];
-        put_hex(&mut digits, &self.0);
-        f.write_str(std::str::from_utf8(&digits).expect("hex digits"))
-    }
-}
 
 /// Writes `bytes` as lowercase hex digits at the start of `out`.
 // perf: by hand, not `write!("{:02x}")`: formatting the 55 bytes of a

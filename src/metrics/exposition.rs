@@ -11,12 +11,17 @@ use poem_openapi::{
 };
 use prometheus::{proto::MetricFamily, IntCounterVec, IntGauge, Opts, Registry};
 
-use super::{
-    exemplars::ExemplarSnapshot,
-    native_histogram::NativeBuckets,
-    negotiation::{accepts_gzip, Format, Negotiated},
+use prometheus_exposition::{
+    accepts_gzip, only_named, ExemplarSnapshot, Format, NativeBuckets, Negotiated,
 };
-use crate::{metrics, metrics_token::MetricsToken};
+
+use super::Registered;
+use crate::server::metrics_token::MetricsToken;
+
+/// The target of this module's log lines, which `RUST_LOG` filters name
+/// (`myapp::exposition=debug`): the module's path before it moved into
+/// `metrics/`, kept so that existing filters still apply.
+const LOG_TARGET: &str = "myapp::exposition::handler";
 
 /// The value of `Vary` on every exposition: both request headers change the answer.
 pub const VARY: &str = "Accept-Encoding, Accept";
@@ -169,6 +174,7 @@ impl MetricsResponse {
             (body, None)
         };
         tracing::debug!(
+            target: LOG_TARGET,
             format = format.name(),
             gzip = compress,
             bytes = body.len(),
@@ -183,7 +189,7 @@ impl MetricsResponse {
     }
 
     fn failed(reason: String) -> Self {
-        tracing::error!(error = %reason, "failed to serve /metrics");
+        tracing::error!(target: LOG_TARGET, error = %reason, "failed to serve /metrics");
         Self::Failed(PlainText(reason))
     }
 
@@ -204,24 +210,17 @@ impl MetricsResponse {
     }
 }
 
-/// The families whose names are in `names`, in their order; all of them when
-/// `names` is empty (promhttp's `name[]` filter).
-fn only_named(mut families: Vec<MetricFamily>, names: &[String]) -> Vec<MetricFamily> {
-    if !names.is_empty() {
-        families.retain(|family| names.iter().any(|name| name == family.name()));
-    }
-    families
-}
-
 /// The `/metrics` operation.
 pub struct MetricsApi {
+    metrics: &'static Registered,
     token: Option<MetricsToken>,
 }
 
 impl MetricsApi {
-    /// The operation; with a token, it answers only requests that carry it.
-    pub fn new(token: Option<MetricsToken>) -> Self {
-        Self { token }
+    /// The operation, exposing `metrics`; with a token, it answers only
+    /// requests that carry it.
+    pub fn new(metrics: &'static Registered, token: Option<MetricsToken>) -> Self {
+        Self { metrics, token }
     }
 }
 
@@ -247,12 +246,12 @@ impl MetricsApi {
         #[oai(name = "name[]")]
         names: Query<Option<Vec<String>>>,
     ) -> MetricsResponse {
-        let registered = metrics::global();
+        let registered = self.metrics;
         registered.scrapes.count(|| {
             if !MetricsToken::admits(self.token.as_ref(), headers) {
                 return MetricsResponse::unauthorized();
             }
-            let work = &registered.work;
+            let work = &registered.requests;
             // Exemplars first: each is then counted in the families gathered after.
             let exemplars = work.exemplars.snapshot();
             let mut families = registered.gather();

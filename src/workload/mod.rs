@@ -1,6 +1,16 @@
-//! The workload of `GET /work`: how long requests take and how often they
-//! fail. It can change while the service runs (`PUT /admin/workload`, the
-//! `--workload-file`), and its gauges report the settings in force.
+//! The workload and its control: how long `GET /work` requests take and how
+//! often they fail. It can change while the service runs (`PUT
+//! /admin/workload`, the `--workload-file`), and its gauges report the
+//! settings in force.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `mod.rs` | the settings, their rules, the workload file, the gauges |
+//! | `work.rs` | `GET /work`, the simulated work |
+//! | `admin.rs` | `GET` and `PUT /admin/workload` |
+pub mod admin;
+pub mod work;
+
 use std::{
     borrow::Cow,
     fmt,
@@ -18,7 +28,7 @@ use prometheus::{Gauge, IntCounterVec, Opts, Registry};
 use rand::Rng;
 use serde_json::Value;
 
-use crate::shutdown::Shutdown;
+use crate::server::shutdown::Shutdown;
 
 /// The rule of a share: the flags' message too.
 pub const SHARE_RULE: &str = "must be between 0.0 and 1.0";

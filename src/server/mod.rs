@@ -1,5 +1,22 @@
-//! The HTTP server: accepts connections, serves them with hyper, and drains
-//! them on shutdown.
+//! The HTTP server and its guards: this file accepts connections, serves
+//! them with hyper under the limits, and drains them on shutdown.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `mod.rs` | the accept loop, header timeout, TLS handshake, the drain |
+//! | `shutdown.rs` | the shutdown signal and readiness |
+//! | `health.rs` | `GET /healthz` and `GET /readyz` |
+//! | `basic_auth.rs` | basic auth of the metrics port (`--web-config-file`) |
+//! | `web_config.rs` | the web configuration file: TLS and users |
+//! | `metrics_token.rs` | the bearer token of the metrics port |
+//! | `open_files.rs` | the open-file limit, raised at start-up |
+pub mod basic_auth;
+pub mod health;
+pub mod metrics_token;
+pub mod open_files;
+pub mod shutdown;
+pub mod web_config;
+
 use std::{
     convert::Infallible,
     net::SocketAddr,
@@ -24,7 +41,7 @@ use tokio::{
 use tokio_rustls::TlsAcceptor;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::shutdown::Shutdown;
+use self::shutdown::Shutdown;
 
 /// The largest request head (request line and headers) accepted, in bytes.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;

@@ -4,13 +4,23 @@
 //! crate's model has no exemplars, so they are kept here, beside its metrics,
 //! and added by the OpenMetrics and protobuf encoders (never the 0.0.4 text).
 use std::{
+    fmt,
     sync::Mutex,
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use prometheus::proto::Metric;
 
-use crate::trace_context::TraceId;
+/// A 16-byte W3C trace id, written as 32 lowercase hex digits: the one label
+/// of an exemplar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceId(pub [u8; 16]);
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
 
 /// One exemplar: `{trace_id="…"} value timestamp`.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,4 +1,14 @@
-//! Logging through tracing, filtered by `RUST_LOG` (default `info`).
+//! Telemetry: logging through tracing, filtered by `RUST_LOG` (default
+//! `info`), one line per request, and W3C trace context.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `mod.rs` | the subscriber (text or JSON), panics logged, log capture for tests |
+//! | `request_log.rs` | the middleware that writes one line per request |
+//! | `trace_context.rs` | the `traceparent` of a request and of its answer |
+pub mod request_log;
+pub mod trace_context;
+
 use std::{
     cell::RefCell,
     fmt::{self, Write as _},

@@ -29,7 +29,7 @@ use rustls::{
 };
 use serde::Deserialize;
 
-use crate::basic_auth::BasicAuthUsers;
+use crate::server::basic_auth::BasicAuthUsers;
 
 /// The web configuration file cannot be used: one line naming the file and
 /// the problem, never a secret.

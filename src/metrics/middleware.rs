@@ -1,4 +1,6 @@
-//! The middleware that records every request of the endpoint it wraps.
+//! The middleware that records every request of the endpoint it wraps: the
+//! poem `Middleware` + `Endpoint` pair, the future that polls the inner one
+//! in place, and the `Recording` guard that records on drop.
 use std::{
     future::Future,
     panic::{self, AssertUnwindSafe},
@@ -10,18 +12,20 @@ use std::{
 use pin_project_lite::pin_project;
 use poem::{http::StatusCode, Endpoint, IntoResponse, Middleware, Request, Response, Result};
 
-use crate::{
-    metrics::Metrics,
-    trace_context::{TraceContext, TRACEPARENT},
-};
+use super::RequestMetrics;
+use crate::telemetry::trace_context::{TraceContext, TRACEPARENT};
 
 /// The status recorded for a request whose client went away before the answer
 /// (nginx's "client closed request").
 pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 
-/// Records each request in [`Metrics`]: the in-flight gauge while it runs, then
-/// its duration in the histogram and its status in the counter, exactly once,
-/// with the request's trace id as the exemplar of its bucket and series.
+/// The target of the 499 line, which `RUST_LOG` filters name: the module's
+/// path before it moved into `metrics/`, kept so that filters still apply.
+const LOG_TARGET: &str = "myapp::request_metrics";
+
+/// Records each request in the [`RequestMetrics`] that the app puts in the
+/// request's data (`startup::app`): in flight while it runs, then its
+/// duration, status and trace id, exactly once ([`RequestMetrics::record`]).
 ///
 /// The trace id is the one of a valid W3C `traceparent` request header, or a
 /// new random one; the answer carries it in its own `traceparent` (with a
@@ -31,40 +35,30 @@ pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 /// Errors count with the status they become, panics are caught and count (and
 /// answer) as 500, and a request dropped unanswered because its client closed
 /// the connection counts as 499.
-pub struct RequestMetrics {
-    metrics: &'static Metrics,
-}
+pub struct RecordMetrics;
 
-impl RequestMetrics {
-    /// A middleware that records into `metrics`.
-    pub fn new(metrics: &'static Metrics) -> Self {
-        Self { metrics }
-    }
-}
-
-impl<E: Endpoint> Middleware<E> for RequestMetrics {
-    type Output = RequestMetricsEndpoint<E>;
+impl<E: Endpoint> Middleware<E> for RecordMetrics {
+    type Output = RecordMetricsEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        RequestMetricsEndpoint {
-            inner,
-            metrics: self.metrics,
-        }
+        RecordMetricsEndpoint { inner }
     }
 }
 
-/// The endpoint made by [`RequestMetrics`].
-pub struct RequestMetricsEndpoint<E> {
+/// The endpoint made by [`RecordMetrics`].
+pub struct RecordMetricsEndpoint<E> {
     inner: E,
-    metrics: &'static Metrics,
 }
 
-impl<E: Endpoint> Endpoint for RequestMetricsEndpoint<E> {
+impl<E: Endpoint> Endpoint for RecordMetricsEndpoint<E> {
     type Output = Response;
 
     fn call(&self, req: Request) -> impl Future<Output = Result<Response>> + Send {
+        let metrics = *req
+            .data::<&'static RequestMetrics>()
+            .expect("the app puts the request metrics in every request's data");
         let trace = TraceContext::from_header(req.headers().get(TRACEPARENT));
-        let recording = Recording::start(self.metrics, trace);
+        let recording = Recording::start(metrics, trace);
         Recorded {
             inner: self.inner.call(req),
             recording,
@@ -119,15 +113,15 @@ where
 /// One request being recorded. Dropping it records the request, so a future
 /// dropped mid-flight (client gone) is recorded too, and nothing twice.
 struct Recording {
-    metrics: &'static Metrics,
+    metrics: &'static RequestMetrics,
     start: Instant,
     status: u16,
     trace: TraceContext,
 }
 
 impl Recording {
-    fn start(metrics: &'static Metrics, trace: TraceContext) -> Self {
-        metrics.in_flight.inc();
+    fn start(metrics: &'static RequestMetrics, trace: TraceContext) -> Self {
+        metrics.begin();
         Self {
             metrics,
             start: Instant::now(),
@@ -140,17 +134,11 @@ impl Recording {
 impl Drop for Recording {
     fn drop(&mut self) {
         let elapsed = self.start.elapsed();
-        let seconds = elapsed.as_secs_f64();
-        self.metrics.observe_duration(seconds);
-        self.metrics.processed(self.status).inc();
-        // After the observation, so that a scrape that reads the exemplars
-        // first finds each one counted (see `Exemplars::snapshot`).
         self.metrics
-            .exemplars
-            .record(self.status, seconds, self.trace.trace_id);
-        self.metrics.in_flight.dec();
+            .record(self.status, elapsed, self.trace.trace_id);
         if self.status == CLIENT_CLOSED_REQUEST {
             tracing::info!(
+                target: LOG_TARGET,
                 ?elapsed,
                 "client closed the connection before the answer; counted as 499"
             );
@@ -167,14 +155,14 @@ mod tests {
 
     use super::*;
 
-    fn metrics() -> &'static Metrics {
+    fn metrics() -> &'static RequestMetrics {
         let buckets = [0.05, 0.1, 1.0];
         Box::leak(Box::new(
-            Metrics::register(&Registry::new(), &buckets, 1.1).unwrap(),
+            RequestMetrics::register(&Registry::new(), &buckets, 1.1).unwrap(),
         ))
     }
 
-    fn counts(metrics: &Metrics, status: u16) -> (u64, u64) {
+    fn counts(metrics: &RequestMetrics, status: u16) -> (u64, u64) {
         (
             metrics.processed(status).get(),
             metrics.duration.get_sample_count(),
@@ -206,7 +194,7 @@ mod tests {
     async fn a_response_counts_with_its_status_and_is_timed() {
         let metrics = metrics();
         let (logs, _default) = crate::telemetry::capture_logs(tracing::Level::INFO);
-        let client = TestClient::new(ok.with(RequestMetrics::new(metrics)));
+        let client = TestClient::new(ok.with(RecordMetrics).data(metrics));
         for _ in 0..3 {
             client.get("/").send().await.assert_status_is_ok();
         }
@@ -217,7 +205,7 @@ mod tests {
     }
 
     /// The exemplar of the counter series of `status`, as (trace id, value).
-    fn counter_exemplar(metrics: &Metrics, status: &str) -> Option<(String, f64)> {
+    fn counter_exemplar(metrics: &RequestMetrics, status: &str) -> Option<(String, f64)> {
         let mut label = prometheus::proto::LabelPair::default();
         label.set_name("status".to_string());
         label.set_value(status.to_string());
@@ -232,7 +220,7 @@ mod tests {
     #[tokio::test]
     async fn the_trace_id_of_a_valid_traceparent_is_answered_and_becomes_the_exemplar() {
         let metrics = metrics();
-        let client = TestClient::new(ok.with(RequestMetrics::new(metrics)));
+        let client = TestClient::new(ok.with(RecordMetrics).data(metrics));
         let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let response = client.get("/").header("traceparent", sent).send().await;
         let answered = response.0.headers()[TRACEPARENT].to_str().unwrap();
@@ -247,7 +235,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_valid_traceparent_a_new_trace_id_is_answered_and_recorded() {
         let metrics = metrics();
-        let client = TestClient::new(ok.with(RequestMetrics::new(metrics)));
+        let client = TestClient::new(ok.with(RecordMetrics).data(metrics));
         for sent in [
             None,
             Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0"),
@@ -274,7 +262,7 @@ mod tests {
     #[tokio::test]
     async fn an_error_counts_with_the_status_it_becomes() {
         let metrics = metrics();
-        let client = TestClient::new(not_found.with(RequestMetrics::new(metrics)));
+        let client = TestClient::new(not_found.with(RecordMetrics).data(metrics));
         client
             .get("/")
             .send()
@@ -292,7 +280,8 @@ mod tests {
         let app = poem::Route::new()
             .at("/panic", panics)
             .at("/ok", ok)
-            .with(RequestMetrics::new(metrics));
+            .with(RecordMetrics)
+            .data(metrics);
         let client = TestClient::new(app);
         client
             .get("/panic")
@@ -316,7 +305,7 @@ mod tests {
         // a turn keeps the two from logging the same event at once, which
         // tracing's cache of enabled events does not survive.
         let (_logs, _turn) = crate::telemetry::capture_logs(tracing::Level::INFO);
-        let client = TestClient::new(panics.with(RequestMetrics::new(metrics)));
+        let client = TestClient::new(panics.with(RecordMetrics).data(metrics));
         client
             .get("/")
             .send()
@@ -330,7 +319,7 @@ mod tests {
     async fn a_request_dropped_unanswered_counts_once_as_499() {
         let metrics = metrics();
         let (logs, _default) = crate::telemetry::capture_logs(tracing::Level::INFO);
-        let endpoint = slow.with(RequestMetrics::new(metrics));
+        let endpoint = slow.with(RecordMetrics).data(metrics);
         let request = endpoint.call(Request::default());
         let abandoned = tokio::time::timeout(Duration::from_millis(60), request).await;
         assert!(

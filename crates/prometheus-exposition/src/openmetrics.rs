@@ -314,7 +314,7 @@ mod tests {
     fn exemplars_follow_their_counter_and_bucket_samples() {
         use std::time::{Duration, UNIX_EPOCH};
 
-        use crate::trace_context::TraceId;
+        use crate::exemplars::TraceId;
 
         let registry = Registry::new();
         let counter = IntCounterVec::new(Opts::new("ops_total", "Ops"), &["status"]).unwrap();
