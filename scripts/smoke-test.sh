@@ -3,7 +3,7 @@
 # of the answers 500), hits /work with curl, and checks what /metrics, /docs,
 # /openapi.json and /healthz say, holds the OpenMetrics answer against the
 # text one with Python's prometheus_client (installed when missing), then runs
-# the README's curl recipes of "Drive the workload". Leaves the last scrape in
+# the curl recipes of docs/workload.md as written. Leaves the last scrape in
 # target/smoke/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,8 +52,8 @@ check "/docs serves Swagger UI" grep -q SwaggerUIBundle <(curl -s "$base/docs")
 check "/openapi.json documents GET /work" grep -q '"/work"' <(curl -s "$base/openapi.json")
 check "/healthz answers 200" test "$(http_status "$base/healthz")" = 200
 check "/readyz answers 200" test "$(http_status "$base/readyz")" = 200
-check "the README's Drive the workload recipes print what it shows" \
-  python3 scripts/readme-recipes.py "$MYAPP_ADDR"
+check "the curl recipes of docs/workload.md print what it shows" \
+  python3 scripts/workload-recipes.py "$MYAPP_ADDR"
 
 kill -TERM "$MYAPP_PID"
 status=0

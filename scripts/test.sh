@@ -2,10 +2,10 @@
 # Every test of the project: formatting, lints, unit and integration tests, the
 # smoke test against the release binary, promtool's lint of a real scrape, the
 # Prometheus rules, their unit tests and the mutants those tests must catch,
-# the deployment files, the end-to-end test with a real Prometheus, the alerts
-# end to end through a real Alertmanager, TLS and basic auth of the metrics
-# port against curl and Prometheus, the soak test, and Swagger UI in a real
-# browser.
+# the deployment files, the paths the docs name, the end-to-end test with a
+# real Prometheus, the alerts end to end through a real Alertmanager, TLS and
+# basic auth of the metrics port against curl and Prometheus, the soak test,
+# and Swagger UI in a real browser.
 # Installs what it needs when run as root (as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +58,9 @@ step "deployment files"
 need_pyyaml
 python3 scripts/gen-prometheusrule.py --check
 python3 scripts/check-deploy.py target/release/myapp
+
+step "every path the README and docs/ name exists (scripts/doc-paths.py)"
+python3 scripts/doc-paths.py
 
 step "end to end with Prometheus"
 scripts/e2e-prometheus.sh

@@ -1,4 +1,4 @@
-//! README claims about the real binary, each held to what it says.
+//! Claims of the README and docs/ about the real binary, each held to what it says.
 use std::{
     io::{Read, Write},
     net::TcpStream,

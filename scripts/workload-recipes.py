@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Runs the curl recipes of the README's "Drive the workload" section, as
-written, against a running myapp, and checks what they print.
+"""Runs the curl recipes of docs/workload.md, as written, against a running
+myapp, and checks what they print.
 
-Usage: readme-recipes.py ADDRESS (host:port of a myapp started with its
+Usage: workload-recipes.py ADDRESS (host:port of a myapp started with its
 default flags; the recipes' localhost:8080 is replaced by it).
 
 Each `curl` line of a ```sh block that calls localhost:8080 (not Prometheus,
@@ -10,8 +10,9 @@ not in the background) runs through the shell. When the block is
 followed by a ```json block, the last command's output must be that JSON (as a
 value, so the key order does not matter); otherwise each command must print
 the settings object that a successful PUT answers with. Lines that are
-comments, loops or other programs are not run. Prints one line per command
-and exits 1 if any failed.
+comments, loops or other programs are not run. The page ends with the
+defaults restored, so that it can run again against the same server. Prints
+one line per command and exits 1 if any failed (or none ran).
 """
 import json
 import re
@@ -19,14 +20,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-SECTION = "## Drive the workload"
+PAGE = Path("docs/workload.md")
 SETTINGS = {"min_delay_ms", "max_delay_ms", "error_rate", "slow_rate", "slow_delay_ms"}
 
 
 def blocks(markdown):
-    """(language, text) of each fenced block of the section, in order."""
-    section = markdown.split(SECTION, 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```(\w*)\n(.*?)```", section, re.S)
+    """(language, text) of each fenced block of the page, in order."""
+    return re.findall(r"```(\w*)\n(.*?)```", markdown, re.S)
 
 
 def run(command, address):
@@ -37,7 +37,7 @@ def run(command, address):
 
 def main():
     address = sys.argv[1]
-    found = blocks(Path("README.md").read_text())
+    found = blocks(PAGE.read_text())
     failed = ran = 0
     for index, (language, text) in enumerate(found):
         if language != "sh":
@@ -64,7 +64,7 @@ def main():
                 want = "the settings object"
             failed += not ok
             print(f"  {'ok  ' if ok else 'FAIL'}  {command}" + ("" if ok else f"\n        got {output!r}, want {want}"))
-    print(f"README recipes: {ran - failed} passed, {failed} failed")
+    print(f"{PAGE} recipes: {ran - failed} passed, {failed} failed")
     sys.exit(1 if failed or ran == 0 else 0)
 
 
