@@ -1,4 +1,7 @@
-use std::process::ExitCode;
+use std::{
+    io::{ErrorKind, Write},
+    process::ExitCode,
+};
 
 use clap::Parser;
 use myapp::{
@@ -30,8 +33,7 @@ async fn main() -> ExitCode {
         }
     };
     if let Some(Command::Openapi) = cli.command {
-        println!("{}", startup::openapi_json());
-        return ExitCode::SUCCESS;
+        return print_openapi();
     }
     let config = cli.config;
     if let Err(err) = config.validate() {
@@ -82,6 +84,20 @@ async fn main() -> ExitCode {
     }
     tracing::info!("stopped after every in-flight request finished");
     ExitCode::SUCCESS
+}
+
+/// Writes the spec to stdout. A reader that stops early (`myapp openapi | head -1`)
+/// closes the pipe: that ends the output normally, where `println!` would panic.
+fn print_openapi() -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{}", startup::openapi_json()).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: cannot write the OpenAPI spec: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Clap's first line names the option and the problem; the rest is a hint to try --help.

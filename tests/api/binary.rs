@@ -405,3 +405,38 @@ async fn a_second_sigterm_ends_the_drain_at_once_and_logs_the_requests_cut_off()
         assert!(request.await.unwrap().is_err());
     }
 }
+
+#[test]
+fn openapi_prints_the_spec_and_ends_quietly_when_its_reader_has_gone() {
+    let output = binary().arg("openapi").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8(output.stderr).unwrap(), "");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        myapp::startup::openapi_json() + "\n"
+    );
+
+    // As `myapp openapi | head -1` once head has exited. The read end is closed
+    // before the binary starts, so its write fails with EPIPE every time:
+    // reading a line first would not do, as the whole spec (17 KiB) fits in the
+    // pipe's buffer and is written before the reader goes.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = binary().arg("openapi").stdout(writer).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8(output.stderr).unwrap(), "");
+}
+
+#[test]
+fn openapi_reports_any_other_write_error_in_one_line_and_exits_1() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = binary().arg("openapi").stdout(full).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "error: cannot write the OpenAPI spec: No space left on device (os error 28)\n"
+    );
+}
