@@ -38,12 +38,16 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "MYAPP_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    /// Address to serve /metrics, /healthz and /readyz on, instead of on --listen
-    /// [default: none: they are served on --listen].
+    /// Address to serve /metrics, /healthz, /readyz and /admin/workload on,
+    /// instead of on --listen, which then answers 404 for them. /admin/workload
+    /// moves with /metrics to this port and is guarded by --metrics-token-file
+    /// as /metrics is [default: none: they are served on --listen].
     #[arg(long, env = "MYAPP_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// File holding the bearer token that /metrics then requires
-    /// (`Authorization: Bearer <token>`), read at start-up [default: none: /metrics is open].
+    /// File holding the bearer token (`Authorization: Bearer <token>`) that
+    /// /metrics and /admin/workload then require, on whichever port serves them
+    /// (--metrics-listen, or else --listen); /healthz and /readyz stay open.
+    /// Read at start-up [default: none: /metrics and /admin/workload are open].
     #[arg(long, env = "MYAPP_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
     /// Shortest simulated work, in milliseconds.

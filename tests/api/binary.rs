@@ -440,3 +440,31 @@ fn openapi_reports_any_other_write_error_in_one_line_and_exits_1() {
         "error: cannot write the OpenAPI spec: No space left on device (os error 28)\n"
     );
 }
+
+#[test]
+fn help_says_that_admin_workload_moves_with_metrics_and_needs_its_token() {
+    let output = binary().arg("--help").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    // Whatever the line breaks of the help.
+    let help = String::from_utf8(output.stdout)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for sentence in [
+        "--metrics-listen <METRICS_LISTEN> Address to serve /metrics, /healthz, /readyz and \
+         /admin/workload on, instead of on --listen, which then answers 404 for them. \
+         /admin/workload moves with /metrics to this port and is guarded by \
+         --metrics-token-file as /metrics is",
+        "--metrics-token-file <METRICS_TOKEN_FILE> File holding the bearer token \
+         (`Authorization: Bearer <token>`) that /metrics and /admin/workload then require, \
+         on whichever port serves them (--metrics-listen, or else --listen); /healthz and \
+         /readyz stay open. Read at start-up [default: none: /metrics and /admin/workload \
+         are open]",
+    ] {
+        assert!(
+            help.contains(sentence),
+            "--help lacks {sentence:?}:\n{help}"
+        );
+    }
+}
