@@ -35,14 +35,15 @@ pub enum Command {
 /// Every setting of the service.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "MYAPP_LISTEN", default_value = "0.0.0.0:8080")]
+    /// Address to listen on: IP:PORT, or :PORT for 0.0.0.0:PORT.
+    #[arg(long, env = "MYAPP_LISTEN", default_value = "0.0.0.0:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
     /// Address to serve /metrics, /healthz, /readyz and /admin/workload on,
     /// instead of on --listen, which then answers 404 for them. /admin/workload
     /// moves with /metrics to this port and is guarded by --metrics-token-file
-    /// as /metrics is [default: none: they are served on --listen].
-    #[arg(long, env = "MYAPP_METRICS_LISTEN")]
+    /// as /metrics is. IP:PORT, or :PORT for 0.0.0.0:PORT [default: none: they
+    /// are served on --listen].
+    #[arg(long, env = "MYAPP_METRICS_LISTEN", value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
     /// File holding the bearer token (`Authorization: Bearer <token>`) that
     /// /metrics and /admin/workload then require, on whichever port serves them
@@ -186,6 +187,20 @@ impl Config {
     }
 }
 
+/// Parses a listen address: IP:PORT, or Go's form :PORT, taken as 0.0.0.0:PORT
+/// (every IPv4 address; Go's listens on IPv6 too).
+fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    match value.strip_prefix(':') {
+        Some(port) => port
+            .parse::<u16>()
+            .map(|port| SocketAddr::from(([0, 0, 0, 0], port)))
+            .map_err(|_| "expected :PORT with a port from 0 to 65535, e.g. :8080".to_string()),
+        None => value
+            .parse()
+            .map_err(|err| format!("{err}: expected IP:PORT or :PORT, e.g. 0.0.0.0:8080 or :8080")),
+    }
+}
+
 fn parse_share(value: &str) -> Result<f64, String> {
     let share: f64 = value.parse().map_err(|_| "not a number".to_string())?;
     if (0.0..=1.0).contains(&share) {
@@ -322,6 +337,59 @@ mod tests {
             Err("'0' is not a positive number of seconds".to_string())
         );
         assert_eq!("0.001".parse::<Buckets>(), Ok(Buckets(vec![0.001])));
+    }
+
+    #[test]
+    fn a_listen_address_is_ip_and_port_or_a_colon_and_port_for_every_ipv4_address() {
+        let every = |port| Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+        assert_eq!(parse_listen(":8080"), every(8080));
+        assert_eq!(parse_listen(":0"), every(0));
+        assert_eq!(parse_listen(":65535"), every(65535));
+        let bad_port = Err("expected :PORT with a port from 0 to 65535, e.g. :8080".to_string());
+        for bad in [":65536", ":99999", ":", ":abc", ":-1", "::1"] {
+            assert_eq!(parse_listen(bad), bad_port, "{bad}");
+        }
+        assert_eq!(
+            parse_listen("127.0.0.1:65535"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 65535)))
+        );
+        assert_eq!(
+            parse_listen("[::1]:0"),
+            Ok(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)))
+        );
+        let bad_syntax = Err(
+            "invalid socket address syntax: expected IP:PORT or :PORT, e.g. 0.0.0.0:8080 or :8080"
+                .to_string(),
+        );
+        for bad in [
+            "host:",
+            "host:8080",
+            "8080",
+            "127.0.0.1:65536",
+            "127.0.0.1:",
+            "",
+        ] {
+            assert_eq!(parse_listen(bad), bad_syntax, "{bad}");
+        }
+    }
+
+    #[test]
+    fn both_listen_flags_take_a_colon_and_port() {
+        let cli =
+            Cli::try_parse_from(["myapp", "--listen", ":8080", "--metrics-listen", ":0"]).unwrap();
+        assert_eq!(cli.config.listen, SocketAddr::from(([0, 0, 0, 0], 8080)));
+        assert_eq!(
+            cli.config.metrics_listen,
+            Some(SocketAddr::from(([0, 0, 0, 0], 0)))
+        );
+        for flag in ["--listen", "--metrics-listen"] {
+            let err = Cli::try_parse_from(["myapp", flag, ":99999"]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{flag}"
+            );
+        }
     }
 
     #[test]

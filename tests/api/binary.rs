@@ -468,3 +468,51 @@ fn help_says_that_admin_workload_moves_with_metrics_and_needs_its_token() {
         );
     }
 }
+
+#[test]
+fn a_colon_and_port_listens_on_every_ipv4_address() {
+    let unspecified = std::net::Ipv4Addr::UNSPECIFIED;
+    for (args, env) in [
+        (["--listen", ":0"], ("MYAPP_METRICS_LISTEN", ":0")),
+        (["--metrics-listen", ":0"], ("MYAPP_LISTEN", ":0")),
+    ] {
+        let mut command = binary();
+        command.args(args).env(env.0, env.1);
+        let server = Binary::spawn(command);
+        for address in [server.address, server.metrics_address] {
+            assert_eq!(address.ip(), unspecified, "{args:?} {env:?}");
+            assert_ne!(address.port(), 0, "{args:?} {env:?}");
+        }
+        assert_ne!(server.address, server.metrics_address);
+        server.signal("TERM");
+        let (status, logs) = server.wait();
+        assert_eq!(status.code(), Some(0), "{logs}");
+    }
+}
+
+#[test]
+fn a_bad_listen_address_stops_start_up_with_one_line_naming_the_option() {
+    let port_rule = "expected :PORT with a port from 0 to 65535, e.g. :8080";
+    let syntax_rule = "invalid socket address syntax: expected IP:PORT or :PORT, \
+                       e.g. 0.0.0.0:8080 or :8080";
+    for (flag, env, value) in [
+        ("--listen", "MYAPP_LISTEN", "<LISTEN>"),
+        (
+            "--metrics-listen",
+            "MYAPP_METRICS_LISTEN",
+            "<METRICS_LISTEN>",
+        ),
+    ] {
+        for (bad, rule) in [
+            (":", port_rule),
+            (":99999", port_rule),
+            (":65536", port_rule),
+            (":abc", port_rule),
+            ("host:", syntax_rule),
+        ] {
+            let expected = format!("error: invalid value '{bad}' for '{flag} {value}': {rule}");
+            assert_eq!(start_up_error(&[flag, bad], &[]), expected);
+            assert_eq!(start_up_error(&[], &[(env, bad)]), expected);
+        }
+    }
+}
