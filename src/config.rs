@@ -1,7 +1,10 @@
 //! Command-line and environment configuration, validated at start-up.
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{
+    error::{ContextKind, ContextValue},
+    Args, Parser, Subcommand, ValueEnum,
+};
 
 use crate::workload::{Invalid, Naming, Settings, SHARE_RULE};
 
@@ -184,6 +187,22 @@ impl Config {
             .shutdown_timeout_secs
             .unwrap_or(self.delay_cap_ms.div_ceil(1000) + 1);
         Duration::from_secs(secs)
+    }
+}
+
+/// The one line a command-line error is reported with: clap's first line, which
+/// names the option and the problem (the rest is a hint to try --help), and the
+/// values allowed, which clap lists on a line of their own.
+pub fn error_line(err: &clap::Error) -> String {
+    let message = err.to_string();
+    let first = message.lines().next().unwrap_or_default();
+    match err.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(values)) => match values.split_last() {
+            Some((last, [])) => format!("{first}: expected {last}"),
+            Some((last, rest)) => format!("{first}: expected {} or {last}", rest.join(", ")),
+            None => first.to_string(),
+        },
+        _ => first.to_string(),
     }
 }
 
@@ -390,6 +409,45 @@ mod tests {
                 "{flag}"
             );
         }
+    }
+
+    #[test]
+    fn a_bad_log_format_is_one_line_that_lists_the_allowed_values() {
+        let err = Cli::try_parse_from(["myapp", "--log-format", "xml"]).unwrap_err();
+        assert_eq!(
+            error_line(&err),
+            "error: invalid value 'xml' for '--log-format <LOG_FORMAT>': expected text or json"
+        );
+        let err = Cli::try_parse_from(["myapp", "--log-format="]).unwrap_err();
+        assert_eq!(
+            error_line(&err),
+            "error: a value is required for '--log-format <LOG_FORMAT>' but none was \
+             supplied: expected text or json"
+        );
+        // The other side: an error without a list of values is clap's first line alone.
+        let err = Cli::try_parse_from(["myapp", "--error-rate", "2"]).unwrap_err();
+        assert_eq!(
+            error_line(&err),
+            "error: invalid value '2' for '--error-rate <ERROR_RATE>': must be between 0.0 and 1.0"
+        );
+    }
+
+    #[test]
+    fn allowed_values_are_listed_with_commas_and_a_last_or() {
+        let err = |values: &[&str]| {
+            let mut err = clap::Error::new(clap::error::ErrorKind::InvalidValue);
+            err.insert(
+                ContextKind::ValidValue,
+                ContextValue::Strings(values.iter().map(ToString::to_string).collect()),
+            );
+            err
+        };
+        let first = error_line(&err(&[]));
+        assert_eq!(error_line(&err(&["a"])), format!("{first}: expected a"));
+        assert_eq!(
+            error_line(&err(&["a", "b", "c"])),
+            format!("{first}: expected a, b or c")
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::{
 
 use clap::Parser;
 use myapp::{
-    config::{Cli, Command},
+    config::{self, Cli, Command},
     open_files,
     shutdown::Shutdown,
     startup::{self, Application},
@@ -26,7 +26,7 @@ const USAGE_ERROR: u8 = 2;
 async fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) if err.use_stderr() => return usage_error(first_line(&err.to_string())),
+        Err(err) if err.use_stderr() => return usage_error(&config::error_line(&err)),
         Err(help_or_version) => {
             let _ = help_or_version.print();
             return ExitCode::SUCCESS;
@@ -98,11 +98,6 @@ fn print_openapi() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Clap's first line names the option and the problem; the rest is a hint to try --help.
-fn first_line(message: &str) -> &str {
-    message.lines().next().unwrap_or(message)
 }
 
 fn usage_error(line: &str) -> ExitCode {

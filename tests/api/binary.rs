@@ -516,3 +516,20 @@ fn a_bad_listen_address_stops_start_up_with_one_line_naming_the_option() {
         }
     }
 }
+
+#[test]
+fn a_bad_log_format_stops_start_up_with_one_line_listing_the_allowed_values() {
+    let expected =
+        "error: invalid value 'xml' for '--log-format <LOG_FORMAT>': expected text or json";
+    assert_eq!(start_up_error(&["--log-format", "xml"], &[]), expected);
+    assert_eq!(
+        start_up_error(&[], &[("MYAPP_LOG_FORMAT", "xml")]),
+        expected
+    );
+    // Both values are accepted.
+    for format in ["text", "json"] {
+        let server = Binary::start(&["--log-format", format]);
+        server.signal("TERM");
+        assert_eq!(server.wait().0.code(), Some(0), "{format}");
+    }
+}
