@@ -1,7 +1,10 @@
 //! Command-line and environment configuration, validated at start-up.
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{
+    error::{ContextKind, ContextValue},
+    Args, Parser, Subcommand, ValueEnum,
+};
 
 use crate::workload::{Invalid, Naming, Settings, SHARE_RULE};
 
@@ -35,15 +38,20 @@ pub enum Command {
 /// Every setting of the service.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "MYAPP_LISTEN", default_value = "0.0.0.0:8080")]
+    /// Address to listen on: IP:PORT, or :PORT for 0.0.0.0:PORT.
+    #[arg(long, env = "MYAPP_LISTEN", default_value = "0.0.0.0:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
-    /// Address to serve /metrics, /healthz and /readyz on, instead of on --listen
-    /// [default: none: they are served on --listen].
-    #[arg(long, env = "MYAPP_METRICS_LISTEN")]
+    /// Address to serve /metrics, /healthz, /readyz and /admin/workload on,
+    /// instead of on --listen, which then answers 404 for them. /admin/workload
+    /// moves with /metrics to this port and is guarded by --metrics-token-file
+    /// as /metrics is. IP:PORT, or :PORT for 0.0.0.0:PORT [default: none: they
+    /// are served on --listen].
+    #[arg(long, env = "MYAPP_METRICS_LISTEN", value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
-    /// File holding the bearer token that /metrics then requires
-    /// (`Authorization: Bearer <token>`), read at start-up [default: none: /metrics is open].
+    /// File holding the bearer token (`Authorization: Bearer <token>`) that
+    /// /metrics and /admin/workload then require, on whichever port serves them
+    /// (--metrics-listen, or else --listen); /healthz and /readyz stay open.
+    /// Read at start-up [default: none: /metrics and /admin/workload are open].
     #[arg(long, env = "MYAPP_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
     /// Shortest simulated work, in milliseconds.
@@ -179,6 +187,36 @@ impl Config {
             .shutdown_timeout_secs
             .unwrap_or(self.delay_cap_ms.div_ceil(1000) + 1);
         Duration::from_secs(secs)
+    }
+}
+
+/// The one line a command-line error is reported with: clap's first line, which
+/// names the option and the problem (the rest is a hint to try --help), and the
+/// values allowed, which clap lists on a line of their own.
+pub fn error_line(err: &clap::Error) -> String {
+    let message = err.to_string();
+    let first = message.lines().next().unwrap_or_default();
+    match err.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(values)) => match values.split_last() {
+            Some((last, [])) => format!("{first}: expected {last}"),
+            Some((last, rest)) => format!("{first}: expected {} or {last}", rest.join(", ")),
+            None => first.to_string(),
+        },
+        _ => first.to_string(),
+    }
+}
+
+/// Parses a listen address: IP:PORT, or Go's form :PORT, taken as 0.0.0.0:PORT
+/// (every IPv4 address; Go's listens on IPv6 too).
+fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    match value.strip_prefix(':') {
+        Some(port) => port
+            .parse::<u16>()
+            .map(|port| SocketAddr::from(([0, 0, 0, 0], port)))
+            .map_err(|_| "expected :PORT with a port from 0 to 65535, e.g. :8080".to_string()),
+        None => value
+            .parse()
+            .map_err(|err| format!("{err}: expected IP:PORT or :PORT, e.g. 0.0.0.0:8080 or :8080")),
     }
 }
 
@@ -318,6 +356,98 @@ mod tests {
             Err("'0' is not a positive number of seconds".to_string())
         );
         assert_eq!("0.001".parse::<Buckets>(), Ok(Buckets(vec![0.001])));
+    }
+
+    #[test]
+    fn a_listen_address_is_ip_and_port_or_a_colon_and_port_for_every_ipv4_address() {
+        let every = |port| Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+        assert_eq!(parse_listen(":8080"), every(8080));
+        assert_eq!(parse_listen(":0"), every(0));
+        assert_eq!(parse_listen(":65535"), every(65535));
+        let bad_port = Err("expected :PORT with a port from 0 to 65535, e.g. :8080".to_string());
+        for bad in [":65536", ":99999", ":", ":abc", ":-1", "::1"] {
+            assert_eq!(parse_listen(bad), bad_port, "{bad}");
+        }
+        assert_eq!(
+            parse_listen("127.0.0.1:65535"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 65535)))
+        );
+        assert_eq!(
+            parse_listen("[::1]:0"),
+            Ok(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)))
+        );
+        let bad_syntax = Err(
+            "invalid socket address syntax: expected IP:PORT or :PORT, e.g. 0.0.0.0:8080 or :8080"
+                .to_string(),
+        );
+        for bad in [
+            "host:",
+            "host:8080",
+            "8080",
+            "127.0.0.1:65536",
+            "127.0.0.1:",
+            "",
+        ] {
+            assert_eq!(parse_listen(bad), bad_syntax, "{bad}");
+        }
+    }
+
+    #[test]
+    fn both_listen_flags_take_a_colon_and_port() {
+        let cli =
+            Cli::try_parse_from(["myapp", "--listen", ":8080", "--metrics-listen", ":0"]).unwrap();
+        assert_eq!(cli.config.listen, SocketAddr::from(([0, 0, 0, 0], 8080)));
+        assert_eq!(
+            cli.config.metrics_listen,
+            Some(SocketAddr::from(([0, 0, 0, 0], 0)))
+        );
+        for flag in ["--listen", "--metrics-listen"] {
+            let err = Cli::try_parse_from(["myapp", flag, ":99999"]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{flag}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_log_format_is_one_line_that_lists_the_allowed_values() {
+        let err = Cli::try_parse_from(["myapp", "--log-format", "xml"]).unwrap_err();
+        assert_eq!(
+            error_line(&err),
+            "error: invalid value 'xml' for '--log-format <LOG_FORMAT>': expected text or json"
+        );
+        let err = Cli::try_parse_from(["myapp", "--log-format="]).unwrap_err();
+        assert_eq!(
+            error_line(&err),
+            "error: a value is required for '--log-format <LOG_FORMAT>' but none was \
+             supplied: expected text or json"
+        );
+        // The other side: an error without a list of values is clap's first line alone.
+        let err = Cli::try_parse_from(["myapp", "--error-rate", "2"]).unwrap_err();
+        assert_eq!(
+            error_line(&err),
+            "error: invalid value '2' for '--error-rate <ERROR_RATE>': must be between 0.0 and 1.0"
+        );
+    }
+
+    #[test]
+    fn allowed_values_are_listed_with_commas_and_a_last_or() {
+        let err = |values: &[&str]| {
+            let mut err = clap::Error::new(clap::error::ErrorKind::InvalidValue);
+            err.insert(
+                ContextKind::ValidValue,
+                ContextValue::Strings(values.iter().map(ToString::to_string).collect()),
+            );
+            err
+        };
+        let first = error_line(&err(&[]));
+        assert_eq!(error_line(&err(&["a"])), format!("{first}: expected a"));
+        assert_eq!(
+            error_line(&err(&["a", "b", "c"])),
+            format!("{first}: expected a, b or c")
+        );
     }
 
     #[test]

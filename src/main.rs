@@ -1,8 +1,11 @@
-use std::process::ExitCode;
+use std::{
+    io::{ErrorKind, Write},
+    process::ExitCode,
+};
 
 use clap::Parser;
 use myapp::{
-    config::{Cli, Command},
+    config::{self, Cli, Command},
     server::{open_files, shutdown::Shutdown},
     startup::{self, Application},
     telemetry,
@@ -22,15 +25,14 @@ const USAGE_ERROR: u8 = 2;
 async fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(err) if err.use_stderr() => return usage_error(first_line(&err.to_string())),
+        Err(err) if err.use_stderr() => return usage_error(&config::error_line(&err)),
         Err(help_or_version) => {
             let _ = help_or_version.print();
             return ExitCode::SUCCESS;
         }
     };
     if let Some(Command::Openapi) = cli.command {
-        println!("{}", startup::openapi_json());
-        return ExitCode::SUCCESS;
+        return print_openapi();
     }
     let config = cli.config;
     if let Err(err) = config.validate() {
@@ -83,9 +85,18 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Clap's first line names the option and the problem; the rest is a hint to try --help.
-fn first_line(message: &str) -> &str {
-    message.lines().next().unwrap_or(message)
+/// Writes the spec to stdout. A reader that stops early (`myapp openapi | head -1`)
+/// closes the pipe: that ends the output normally, where `println!` would panic.
+fn print_openapi() -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{}", startup::openapi_json()).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: cannot write the OpenAPI spec: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn usage_error(line: &str) -> ExitCode {

@@ -405,3 +405,131 @@ async fn a_second_sigterm_ends_the_drain_at_once_and_logs_the_requests_cut_off()
         assert!(request.await.unwrap().is_err());
     }
 }
+
+#[test]
+fn openapi_prints_the_spec_and_ends_quietly_when_its_reader_has_gone() {
+    let output = binary().arg("openapi").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8(output.stderr).unwrap(), "");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        myapp::startup::openapi_json() + "\n"
+    );
+
+    // As `myapp openapi | head -1` once head has exited. The read end is closed
+    // before the binary starts, so its write fails with EPIPE every time:
+    // reading a line first would not do, as the whole spec (17 KiB) fits in the
+    // pipe's buffer and is written before the reader goes.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = binary().arg("openapi").stdout(writer).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8(output.stderr).unwrap(), "");
+}
+
+#[test]
+fn openapi_reports_any_other_write_error_in_one_line_and_exits_1() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = binary().arg("openapi").stdout(full).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "error: cannot write the OpenAPI spec: No space left on device (os error 28)\n"
+    );
+}
+
+#[test]
+fn help_says_that_admin_workload_moves_with_metrics_and_needs_its_token() {
+    let output = binary().arg("--help").output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    // Whatever the line breaks of the help.
+    let help = String::from_utf8(output.stdout)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for sentence in [
+        "--metrics-listen <METRICS_LISTEN> Address to serve /metrics, /healthz, /readyz and \
+         /admin/workload on, instead of on --listen, which then answers 404 for them. \
+         /admin/workload moves with /metrics to this port and is guarded by \
+         --metrics-token-file as /metrics is",
+        "--metrics-token-file <METRICS_TOKEN_FILE> File holding the bearer token \
+         (`Authorization: Bearer <token>`) that /metrics and /admin/workload then require, \
+         on whichever port serves them (--metrics-listen, or else --listen); /healthz and \
+         /readyz stay open. Read at start-up [default: none: /metrics and /admin/workload \
+         are open]",
+    ] {
+        assert!(
+            help.contains(sentence),
+            "--help lacks {sentence:?}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn a_colon_and_port_listens_on_every_ipv4_address() {
+    let unspecified = std::net::Ipv4Addr::UNSPECIFIED;
+    for (args, env) in [
+        (["--listen", ":0"], ("MYAPP_METRICS_LISTEN", ":0")),
+        (["--metrics-listen", ":0"], ("MYAPP_LISTEN", ":0")),
+    ] {
+        let mut command = binary();
+        command.args(args).env(env.0, env.1);
+        let server = Binary::spawn(command);
+        for address in [server.address, server.metrics_address] {
+            assert_eq!(address.ip(), unspecified, "{args:?} {env:?}");
+            assert_ne!(address.port(), 0, "{args:?} {env:?}");
+        }
+        assert_ne!(server.address, server.metrics_address);
+        server.signal("TERM");
+        let (status, logs) = server.wait();
+        assert_eq!(status.code(), Some(0), "{logs}");
+    }
+}
+
+#[test]
+fn a_bad_listen_address_stops_start_up_with_one_line_naming_the_option() {
+    let port_rule = "expected :PORT with a port from 0 to 65535, e.g. :8080";
+    let syntax_rule = "invalid socket address syntax: expected IP:PORT or :PORT, \
+                       e.g. 0.0.0.0:8080 or :8080";
+    for (flag, env, value) in [
+        ("--listen", "MYAPP_LISTEN", "<LISTEN>"),
+        (
+            "--metrics-listen",
+            "MYAPP_METRICS_LISTEN",
+            "<METRICS_LISTEN>",
+        ),
+    ] {
+        for (bad, rule) in [
+            (":", port_rule),
+            (":99999", port_rule),
+            (":65536", port_rule),
+            (":abc", port_rule),
+            ("host:", syntax_rule),
+        ] {
+            let expected = format!("error: invalid value '{bad}' for '{flag} {value}': {rule}");
+            assert_eq!(start_up_error(&[flag, bad], &[]), expected);
+            assert_eq!(start_up_error(&[], &[(env, bad)]), expected);
+        }
+    }
+}
+
+#[test]
+fn a_bad_log_format_stops_start_up_with_one_line_listing_the_allowed_values() {
+    let expected =
+        "error: invalid value 'xml' for '--log-format <LOG_FORMAT>': expected text or json";
+    assert_eq!(start_up_error(&["--log-format", "xml"], &[]), expected);
+    assert_eq!(
+        start_up_error(&[], &[("MYAPP_LOG_FORMAT", "xml")]),
+        expected
+    );
+    // Both values are accepted.
+    for format in ["text", "json"] {
+        let server = Binary::start(&["--log-format", format]);
+        server.signal("TERM");
+        assert_eq!(server.wait().0.code(), Some(0), "{format}");
+    }
+}

@@ -505,3 +505,54 @@ async fn the_workload_file_applies_at_start_and_on_every_change_within_2_s() {
         "{api}"
     );
 }
+
+/// The bytes of an answer, as a client sees them (not reparsed: the order of
+/// the keys shows).
+async fn bytes(response: poem::test::TestResponse) -> String {
+    response.0.into_body().into_string().await.unwrap()
+}
+
+#[tokio::test]
+async fn error_bodies_list_their_keys_in_alphabetical_order() {
+    // poem-openapi writes an `Object` through serde_json's map, which keeps its
+    // keys sorted: the order of the struct's fields does not show.
+    let app = TestApp::spawn(work(0, 0, 0.0)).await;
+    let response = app.get("/work?delay_ms=abc").await;
+    response.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bytes(response).await,
+        r#"{"error":"delay_ms must be a whole number of milliseconds, from 0 to --delay-cap-ms","parameter":"delay_ms"}"#
+    );
+    let response = app.get("/work?delay_ms=10001").await;
+    response.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bytes(response).await,
+        r#"{"error":"delay_ms (10001) must not be greater than --delay-cap-ms (10000)","parameter":"delay_ms"}"#
+    );
+    let response = app.get("/work?fail=true").await;
+    response.assert_status(StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        bytes(response).await,
+        r#"{"delay_ms":0,"error":"simulated failure"}"#
+    );
+
+    let put = |body: &'static str| {
+        app.client
+            .put("/admin/workload")
+            .content_type("application/json")
+            .body(body)
+            .send()
+    };
+    let response = put(r#"{"error_rate": 2}"#).await;
+    response.assert_status(StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bytes(response).await,
+        r#"{"error":"error_rate must be between 0.0 and 1.0, not 2","field":"error_rate"}"#
+    );
+    let response = app.get("/admin/workload").await;
+    response.assert_status_is_ok();
+    assert_eq!(
+        bytes(response).await,
+        r#"{"error_rate":0.0,"max_delay_ms":0,"min_delay_ms":0,"slow_delay_ms":5000,"slow_rate":0.0}"#
+    );
+}
