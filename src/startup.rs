@@ -14,7 +14,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::{
     config::Config,
-    metrics::{self, exposition::MetricsApi, Registered, RequestMetrics},
+    metrics::{self, exposition::MetricsApi, middleware::RecordOperations, Registered},
     server::{
         self,
         basic_auth::{BasicAuth, BasicAuthUsers},
@@ -120,7 +120,7 @@ impl AppState {
 /// The whole application on one port: every operation, the docs, and the
 /// request stack.
 pub fn app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
-    stack(Routes::new(api(state), state), state.basic_auth.clone())
+    stack(Routes::new(api(state)), state.basic_auth.clone())
 }
 
 /// The public port when `--metrics-listen` is set: `/work` and its docs, but
@@ -131,7 +131,7 @@ pub fn public_app(state: &AppState) -> impl Endpoint<Output = Response> + 'stati
         "Simulates work on GET /work. This instance serves its metrics and health \
          probes on its --metrics-listen port.",
     );
-    stack(Routes::new(api, state), None)
+    stack(Routes::new(api), None)
 }
 
 /// The `--metrics-listen` port: `/metrics`, `/healthz`, `/readyz` and
@@ -148,7 +148,7 @@ pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'stat
 /// The request stack of every port around its routes, innermost first:
 /// basic auth when the port serves `/metrics` to listed users, panics caught
 /// and answered 500, one log line per request. `/work` records its metrics
-/// inside the routes (`work.rs`, `metrics/middleware.rs`).
+/// inside the routes (`work_api`).
 fn stack(
     routes: impl Endpoint + 'static,
     basic_auth: Option<BasicAuthUsers>,
@@ -161,7 +161,9 @@ fn stack(
 
 /// The OpenAPI service: every documented operation, as one port serves them
 /// without `--metrics-listen`.
-pub fn api(state: &AppState) -> OpenApiService<(WorkApi, HealthApi, MetricsApi, AdminApi), ()> {
+pub fn api(
+    state: &AppState,
+) -> OpenApiService<(RecordOperations<WorkApi>, HealthApi, MetricsApi, AdminApi), ()> {
     let (health, metrics, admin) = metrics_port_operations(state);
     openapi(
         (work_api(state), health, metrics, admin),
@@ -184,8 +186,10 @@ pub fn openapi_json() -> String {
     api(&state).spec()
 }
 
-fn work_api(state: &AppState) -> WorkApi {
-    WorkApi::new(state.workload.clone(), state.max_in_flight)
+/// `/work`, recorded in the request metrics.
+fn work_api(state: &AppState) -> RecordOperations<WorkApi> {
+    let work = WorkApi::new(state.workload.clone(), state.max_in_flight);
+    RecordOperations::new(work, &state.metrics.requests)
 }
 
 /// The operations that `--metrics-listen` moves to its port.
@@ -207,8 +211,7 @@ const SPEC_JSON_PATH: &str = "/openapi.json";
 const SPEC_YAML_PATH: &str = "/openapi.yaml";
 
 /// A port's routes: Swagger UI at `/docs` and the spec at `/openapi.*`,
-/// every other request straight to the operations, with `/work`'s request
-/// metrics in its data for the middleware that records them.
+/// every other request straight to the operations.
 ///
 /// `Route::new().nest("/", api)` would route the same, but it routes every
 /// request twice and rebuilds its URI on the way.
@@ -217,11 +220,10 @@ const SPEC_YAML_PATH: &str = "/openapi.yaml";
 struct Routes {
     docs: BoxEndpoint<'static>,
     api: BoxEndpoint<'static>,
-    metrics: &'static RequestMetrics,
 }
 
 impl Routes {
-    fn new<T: OpenApi + 'static>(api: OpenApiService<T, ()>, state: &AppState) -> Self {
+    fn new<T: OpenApi + 'static>(api: OpenApiService<T, ()>) -> Self {
         Self {
             docs: Route::new()
                 .nest(DOCS_PATH, api.swagger_ui())
@@ -229,7 +231,6 @@ impl Routes {
                 .at(SPEC_YAML_PATH, api.spec_endpoint_yaml())
                 .boxed(),
             api: api.into_endpoint(),
-            metrics: &state.metrics.requests,
         }
     }
 }
@@ -241,7 +242,7 @@ impl Endpoint for Routes {
     // this one (16 bytes). An `async fn` would hold the 472-byte request
     // twice (its argument and the call's) and the route's future inline,
     // 1,500 bytes more in every request's future, moved on every layer.
-    fn call(&self, mut req: Request) -> impl Future<Output = poem::Result<Response>> + Send {
+    fn call(&self, req: Request) -> impl Future<Output = poem::Result<Response>> + Send {
         let path = req.uri().path();
         let is_docs = path == SPEC_JSON_PATH
             || path == SPEC_YAML_PATH
@@ -249,7 +250,6 @@ impl Endpoint for Routes {
                 .strip_prefix(DOCS_PATH)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
         let endpoint = if is_docs { &self.docs } else { &self.api };
-        req.set_data(self.metrics);
         DynEndpoint::call(endpoint.as_ref(), req)
     }
 }

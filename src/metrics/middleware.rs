@@ -1,7 +1,9 @@
 //! The middleware that records every request of the endpoint it wraps: the
 //! poem `Middleware` + `Endpoint` pair, the future that polls the inner one
-//! in place, and the `Recording` guard that records on drop.
+//! in place, the `Recording` guard that records on drop, and
+//! `RecordOperations`, which puts it around each operation of an OpenAPI.
 use std::{
+    collections::HashMap,
     future::Future,
     panic::{self, AssertUnwindSafe},
     pin::Pin,
@@ -10,7 +12,15 @@ use std::{
 };
 
 use pin_project_lite::pin_project;
-use poem::{http::StatusCode, Endpoint, IntoResponse, Middleware, Request, Response, Result};
+use poem::{
+    endpoint::BoxEndpoint,
+    http::{Method, StatusCode},
+    Endpoint, EndpointExt, IntoResponse, Middleware, Request, Response, Result,
+};
+use poem_openapi::{
+    registry::{MetaApi, Registry},
+    OpenApi,
+};
 
 use super::RequestMetrics;
 use crate::telemetry::trace_context::{TraceContext, TRACEPARENT};
@@ -23,9 +33,8 @@ pub const CLIENT_CLOSED_REQUEST: u16 = 499;
 /// path before it moved into `metrics/`, kept so that filters still apply.
 const LOG_TARGET: &str = "myapp::request_metrics";
 
-/// Records each request in the [`RequestMetrics`] that the app puts in the
-/// request's data (`startup::app`): in flight while it runs, then its
-/// duration, status and trace id, exactly once ([`RequestMetrics::record`]).
+/// Records each request in [`RequestMetrics`]: in flight while it runs, then
+/// its duration, status and trace id, exactly once ([`RequestMetrics::record`]).
 ///
 /// The trace id is the one of a valid W3C `traceparent` request header, or a
 /// new random one; the answer carries it in its own `traceparent` (with a
@@ -35,33 +44,90 @@ const LOG_TARGET: &str = "myapp::request_metrics";
 /// Errors count with the status they become, panics are caught and count (and
 /// answer) as 500, and a request dropped unanswered because its client closed
 /// the connection counts as 499.
-pub struct RecordMetrics;
+pub struct RecordMetrics {
+    metrics: &'static RequestMetrics,
+}
+
+impl RecordMetrics {
+    /// A middleware that records into `metrics`.
+    pub fn new(metrics: &'static RequestMetrics) -> Self {
+        Self { metrics }
+    }
+}
 
 impl<E: Endpoint> Middleware<E> for RecordMetrics {
     type Output = RecordMetricsEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        RecordMetricsEndpoint { inner }
+        RecordMetricsEndpoint {
+            inner,
+            metrics: self.metrics,
+        }
     }
 }
 
 /// The endpoint made by [`RecordMetrics`].
 pub struct RecordMetricsEndpoint<E> {
     inner: E,
+    metrics: &'static RequestMetrics,
 }
 
 impl<E: Endpoint> Endpoint for RecordMetricsEndpoint<E> {
     type Output = Response;
 
     fn call(&self, req: Request) -> impl Future<Output = Result<Response>> + Send {
-        let metrics = *req
-            .data::<&'static RequestMetrics>()
-            .expect("the app puts the request metrics in every request's data");
         let trace = TraceContext::from_header(req.headers().get(TRACEPARENT));
-        let recording = Recording::start(metrics, trace);
+        let recording = Recording::start(self.metrics, trace);
         Recorded {
             inner: self.inner.call(req),
             recording,
+        }
+    }
+}
+
+/// Every operation of the OpenAPI `T`, each wrapped in [`RecordMetrics`]
+/// into `metrics`, as poem-openapi's `#[oai(transform)]` would wrap it (inside
+/// the route, so that an unknown method or path is not recorded), but with
+/// the metrics the app was given. The spec is `T`'s.
+pub struct RecordOperations<T> {
+    operations: T,
+    metrics: &'static RequestMetrics,
+}
+
+impl<T> RecordOperations<T> {
+    /// `operations`, recorded into `metrics`.
+    pub fn new(operations: T, metrics: &'static RequestMetrics) -> Self {
+        Self {
+            operations,
+            metrics,
+        }
+    }
+}
+
+impl<T: OpenApi> OpenApi for RecordOperations<T> {
+    fn meta() -> Vec<MetaApi> {
+        T::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn add_routes(self, route_table: &mut HashMap<String, HashMap<Method, BoxEndpoint<'static>>>) {
+        let mut own = HashMap::new();
+        self.operations.add_routes(&mut own);
+        for (path, methods) in own {
+            let routes = route_table.entry(path).or_default();
+            for (method, endpoint) in methods {
+                // Only scripts/bench.sh's bench-only build, which measures
+                // what the middleware costs, leaves the operations as they are.
+                let endpoint = if cfg!(feature = "bench-uninstrumented") {
+                    endpoint
+                } else {
+                    endpoint.with(RecordMetrics::new(self.metrics)).boxed()
+                };
+                routes.insert(method, endpoint);
+            }
         }
     }
 }
@@ -194,7 +260,7 @@ mod tests {
     async fn a_response_counts_with_its_status_and_is_timed() {
         let metrics = metrics();
         let (logs, _default) = crate::telemetry::capture_logs(tracing::Level::INFO);
-        let client = TestClient::new(ok.with(RecordMetrics).data(metrics));
+        let client = TestClient::new(ok.with(RecordMetrics::new(metrics)));
         for _ in 0..3 {
             client.get("/").send().await.assert_status_is_ok();
         }
@@ -220,7 +286,7 @@ mod tests {
     #[tokio::test]
     async fn the_trace_id_of_a_valid_traceparent_is_answered_and_becomes_the_exemplar() {
         let metrics = metrics();
-        let client = TestClient::new(ok.with(RecordMetrics).data(metrics));
+        let client = TestClient::new(ok.with(RecordMetrics::new(metrics)));
         let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let response = client.get("/").header("traceparent", sent).send().await;
         let answered = response.0.headers()[TRACEPARENT].to_str().unwrap();
@@ -235,7 +301,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_valid_traceparent_a_new_trace_id_is_answered_and_recorded() {
         let metrics = metrics();
-        let client = TestClient::new(ok.with(RecordMetrics).data(metrics));
+        let client = TestClient::new(ok.with(RecordMetrics::new(metrics)));
         for sent in [
             None,
             Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0"),
@@ -262,7 +328,7 @@ mod tests {
     #[tokio::test]
     async fn an_error_counts_with_the_status_it_becomes() {
         let metrics = metrics();
-        let client = TestClient::new(not_found.with(RecordMetrics).data(metrics));
+        let client = TestClient::new(not_found.with(RecordMetrics::new(metrics)));
         client
             .get("/")
             .send()
@@ -280,8 +346,7 @@ mod tests {
         let app = poem::Route::new()
             .at("/panic", panics)
             .at("/ok", ok)
-            .with(RecordMetrics)
-            .data(metrics);
+            .with(RecordMetrics::new(metrics));
         let client = TestClient::new(app);
         client
             .get("/panic")
@@ -305,7 +370,7 @@ mod tests {
         // a turn keeps the two from logging the same event at once, which
         // tracing's cache of enabled events does not survive.
         let (_logs, _turn) = crate::telemetry::capture_logs(tracing::Level::INFO);
-        let client = TestClient::new(panics.with(RecordMetrics).data(metrics));
+        let client = TestClient::new(panics.with(RecordMetrics::new(metrics)));
         client
             .get("/")
             .send()
@@ -319,7 +384,7 @@ mod tests {
     async fn a_request_dropped_unanswered_counts_once_as_499() {
         let metrics = metrics();
         let (logs, _default) = crate::telemetry::capture_logs(tracing::Level::INFO);
-        let endpoint = slow.with(RecordMetrics).data(metrics);
+        let endpoint = slow.with(RecordMetrics::new(metrics));
         let request = endpoint.call(Request::default());
         let abandoned = tokio::time::timeout(Duration::from_millis(60), request).await;
         assert!(

@@ -103,7 +103,7 @@ impl RequestMetrics {
     /// `processed.with_label_values(&[status.to_string()])`.
     // perf: borrowed for 200 and 500, which saves formatting the label,
     // looking it up and cloning and dropping an `Arc` per request
-    // (benches/README.md, "What the profiles showed").
+    // (benches/README.md, "What the second round of changes bought").
     pub fn processed(&self, status: u16) -> Cow<'_, IntCounter> {
         match status {
             200 => Cow::Borrowed(&self.processed_ok),

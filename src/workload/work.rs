@@ -2,7 +2,6 @@
 //! rate, as the [`Workload`] in force says, unless the request says otherwise.
 use std::{sync::Arc, time::Duration};
 
-use poem::Endpoint;
 use poem_openapi::{param::Query, payload::Json, ApiResponse, Object, OpenApi};
 use tokio::sync::Semaphore;
 
@@ -128,7 +127,7 @@ impl WorkApi {
     /// 503 at once when `--max-in-flight` requests are already in flight.
     /// Counted in `myapp_processed_ops_total` and timed in
     /// `myapp_request_duration_seconds`.
-    #[oai(path = "/work", method = "get", transform = "record_metrics")]
+    #[oai(path = "/work", method = "get")]
     async fn work(
         &self,
         /// Sleep exactly this many milliseconds (0 to `--delay-cap-ms`, 10000
@@ -175,20 +174,4 @@ impl WorkApi {
             WorkResponse::Done(Json(WorkDone { delay_ms }))
         }
     }
-}
-
-/// `/work`'s request metrics, recorded by the middleware into those the app
-/// puts in each request's data (`startup::app`).
-#[cfg(not(feature = "bench-uninstrumented"))]
-fn record_metrics(endpoint: impl Endpoint) -> impl Endpoint {
-    use poem::EndpointExt;
-
-    endpoint.with(crate::metrics::middleware::RecordMetrics)
-}
-
-// Only in the bench-only build of scripts/bench.sh, which measures what the
-// middleware costs: the endpoint unchanged.
-#[cfg(feature = "bench-uninstrumented")]
-fn record_metrics(endpoint: impl Endpoint) -> impl Endpoint {
-    endpoint
 }
