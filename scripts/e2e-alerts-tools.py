@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""The Python half of scripts/e2e-alerts.sh: small tools it runs, one per subcommand.
+"""The Python half of scripts/e2e-alerts.sh (its receiver also serves scripts/stack.sh).
 
     shorten-rules SRC DST FACTOR   the test copy of rules.yml: every `for:` and
                                    every range, subquery and offset in `expr`
                                    divided by FACTOR, nothing else changed
-    receiver LOG                   the Alertmanager webhook: appends each POST
-                                   to LOG as {"received": unix time, "payload": ...}
+    receiver [LOG] [--listen ADDR] [--print]
+                                   the Alertmanager webhook: appends each POST
+                                   to LOG as {"received": unix time, "payload": ...};
+                                   --print also writes one line per alert on
+                                   stdout (scripts/stack.sh, deploy/compose/)
     load ...                       a bounded load generator, one JSON line per answer
     merge JSON JSON                the settings after a change (a change applies
                                    like a PUT: the keys it holds, nothing else)
@@ -135,8 +138,20 @@ def durations_of(groups):
 
 # --- the webhook receiver ----------------------------------------------------------------
 
+def notification_lines(payload, received):
+    """One line per alert of an Alertmanager notification, for a terminal:
+    the time, FIRING or RESOLVED, the alert and its instance, the summary."""
+    when = time.strftime("%H:%M:%S", time.localtime(received))
+    for alert in payload.get("alerts", []) if isinstance(payload, dict) else []:
+        labels = alert.get("labels", {})
+        where = labels.get("instance") or labels.get("job") or ""
+        yield (f"{when} {alert.get('status', '?').upper():8} {labels.get('alertname', '?')}"
+               f"{' ' + where if where else ''}"
+               f" [{labels.get('severity', '-')}]: {alert.get('annotations', {}).get('summary', '')}")
+
+
 def cmd_receiver(args):
-    log = Path(args.log)
+    log = Path(args.log) if args.log else None
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -147,8 +162,13 @@ def cmd_receiver(args):
                 payload = json.loads(body)
             except ValueError:
                 payload = {"unparsed": body.decode(errors="replace")}
-            with lock, log.open("a") as f:
-                f.write(json.dumps({"received": received, "payload": payload}) + "\n")
+            with lock:
+                if log:
+                    with log.open("a") as f:
+                        f.write(json.dumps({"received": received, "payload": payload}) + "\n")
+                if args.print:
+                    for line in notification_lines(payload, received):
+                        print(line, flush=True)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -156,8 +176,10 @@ def cmd_receiver(args):
         def log_message(self, fmt, *fargs):
             sys.stderr.write("receiver: " + fmt % fargs + "\n")
 
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    print(f"receiver: listening on 127.0.0.1:{server.server_port}", flush=True)
+    host, _, port = args.listen.rpartition(":")
+    server = HTTPServer((host, int(port)), Handler)
+    print(f"receiver: listening on {host}:{server.server_port}", file=sys.stderr if args.print else sys.stdout,
+          flush=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server.serve_forever()
 
@@ -489,7 +511,9 @@ def main():
     p.set_defaults(run=cmd_shorten_rules)
 
     p = sub.add_parser("receiver")
-    p.add_argument("log")
+    p.add_argument("log", nargs="?", help="append each notification here, as a JSON line")
+    p.add_argument("--listen", default="127.0.0.1:0", help="HOST:PORT; port 0 picks a free one")
+    p.add_argument("--print", action="store_true", help="one line per alert on stdout")
     p.set_defaults(run=cmd_receiver)
 
     p = sub.add_parser("load")
