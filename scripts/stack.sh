@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# A whole monitoring stack on this machine, to rehearse an incident:
+#   - three replicas of the release binary (cargo build --release first; cargo
+#     rebuilds only what changed), sharing one --workload-file that starts
+#     healthy (a copy of deploy/stack/workload.json in target/stack/);
+#   - `myapp load` sending STACK_RATE requests per second to their /work, in turn;
+#   - Prometheus with the repository's prometheus.yml (the targets are the
+#     three replicas) and rules.yml, sending its alerts to
+#   - Alertmanager (deploy/stack/alertmanager.yml), which notifies
+#   - a webhook receiver (scripts/e2e-alerts-tools.py receiver --print) that
+#     prints one line per alert on this terminal, firing and resolved.
+# It prints every URL and the commands that run a scenario against the
+# replicas, then runs until Ctrl-C, which stops everything it started.
+#
+#   scripts/stack.sh           until Ctrl-C
+#   scripts/stack.sh --check   starts everything, waits until Prometheus
+#                              scrapes the three replicas and sees traffic on
+#                              each, and a test alert reaches the receiver;
+#                              prints PASS, stops everything, exits 0 (1 and
+#                              the reason otherwise). For scripts/stack-test.sh.
+#
+# Ports (loopback only), each changeable by its variable:
+#   STACK_REPLICA_PORTS      "8081 8082 8083"  the replicas' /work, /metrics, /admin/workload
+#   STACK_PROMETHEUS_PORT    9090
+#   STACK_ALERTMANAGER_PORT  9093
+#   STACK_RECEIVER_PORT      9095
+# and STACK_RATE (20, requests per second over all replicas), STACK_CHECK_TIMEOUT
+# (120 s, --check only). State and logs: target/stack/, emptied at each start.
+# Installs Prometheus and Alertmanager when they are missing and we are root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+check_mode=false
+case "${1:-}" in
+  "") ;;
+  --check) check_mode=true ;;
+  *) echo "usage: scripts/stack.sh [--check]" >&2; exit 2 ;;
+esac
+
+read -r -a replica_ports <<<"${STACK_REPLICA_PORTS:-8081 8082 8083}"
+prom_port=${STACK_PROMETHEUS_PORT:-9090}
+am_port=${STACK_ALERTMANAGER_PORT:-9093}
+receiver_port=${STACK_RECEIVER_PORT:-9095}
+rate=${STACK_RATE:-20}
+check_timeout=${STACK_CHECK_TIMEOUT:-120}
+out=$PWD/target/stack
+myapp=${CARGO_TARGET_DIR:-target}/release/myapp
+tools=(python3 scripts/e2e-alerts-tools.py)
+
+say() { printf 'stack: %s\n' "$*"; }
+die() { printf 'stack: FAIL: %s\n' "$*"; exit 1; }
+
+# --- what it needs ----------------------------------------------------------------------------
+missing=()
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+if ! install_packages "${missing[@]}"; then
+  die "missing ${missing[*]} and we are not root to install (apt-get install ${missing[*]})"
+fi
+need_pyyaml
+say "cargo build --release"
+cargo build --release --locked --quiet
+"$myapp" load --help >/dev/null 2>&1 ||
+  die "$myapp has no \`load\` subcommand: this branch needs the one that adds \`myapp load\`"
+
+# Every port free before anything starts: a port in use would leave a
+# half-started stack, or a stack still running from another terminal.
+port_in_use() { [ -n "$(ss -Hltn "sport = :$1")" ]; }
+for port in "${replica_ports[@]}" "$prom_port" "$am_port" "$receiver_port"; do
+  if port_in_use "$port"; then
+    die "port $port is in use (another stack?); choose others with STACK_REPLICA_PORTS, STACK_PROMETHEUS_PORT, STACK_ALERTMANAGER_PORT, STACK_RECEIVER_PORT"
+  fi
+done
+rm -rf "$out"
+mkdir -p "$out"
+# Every process this run starts, "PID NAME" a line: scripts/stack-test.sh
+# checks that none is left.
+: >"$out/pids"
+started() { echo "$1 $2" >>"$out/pids"; }
+
+# --- the replicas ------------------------------------------------------------------------------
+cp deploy/stack/workload.json "$out/workload.json"
+replicas=()
+for port in "${replica_ports[@]}"; do
+  start_process "$out/myapp-$port.log" "$myapp" --listen "127.0.0.1:$port" --workload-file "$out/workload.json"
+  started "$LAST_PID" "replica-$port"
+  replicas+=("127.0.0.1:$port")
+done
+
+# --- the receiver, Alertmanager, Prometheus ----------------------------------------------------------
+# The receiver prints on this terminal; its own log (the requests) goes to a file.
+"${tools[@]}" receiver "$out/notifications.jsonl" --listen "127.0.0.1:$receiver_port" --print \
+  2>"$out/receiver.log" &
+PIDS+=("$!")
+started "$!" receiver
+
+sed "s|http://127.0.0.1:9095/|http://127.0.0.1:$receiver_port/|" deploy/stack/alertmanager.yml >"$out/alertmanager.yml"
+# No cluster listener: nothing but the loopback web port.
+start_process "$out/alertmanager.log" prometheus-alertmanager --config.file="$out/alertmanager.yml" \
+  --storage.path="$out/alertmanager-data" --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address=
+started "$LAST_PID" alertmanager
+
+# The repository's prometheus.yml, with these targets, the real rules and the Alertmanager.
+python3 - "$out/prometheus.yml" "$PWD/deploy/prometheus/rules.yml" "127.0.0.1:$am_port" "${replicas[@]}" <<'PY'
+import sys
+from pathlib import Path
+
+import yaml
+
+path, rules, alertmanager, *targets = sys.argv[1:]
+config = yaml.safe_load(Path("deploy/prometheus/prometheus.yml").read_text())
+config["rule_files"] = [rules]
+job = next(j for j in config["scrape_configs"] if j["job_name"] == "myapp")
+job["static_configs"] = [{"targets": targets}]
+config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+header = "# GENERATED by scripts/stack.sh from deploy/prometheus/prometheus.yml: the stack's targets.\n"
+Path(path).write_text(header + yaml.safe_dump(config, sort_keys=False))
+PY
+promtool check config "$out/prometheus.yml" >"$out/promtool.txt" 2>&1 ||
+  die "promtool rejects $out/prometheus.yml: $(cat "$out/promtool.txt")"
+start_process "$out/prometheus.log" prometheus --config.file="$out/prometheus.yml" \
+  --storage.tsdb.path="$out/prometheus-data" --web.listen-address="127.0.0.1:$prom_port"
+started "$LAST_PID" prometheus
+prom=http://127.0.0.1:$prom_port
+alertmanager=http://127.0.0.1:$am_port
+
+# --- every server answers --------------------------------------------------------------------------
+up_within() {  # NAME URL LOG: waits 30 s for URL to answer 2xx
+  wait_until 30 curl -sf -o /dev/null "$2" || die "$1 did not answer $2 within 30 s; see $3"
+}
+for port in "${replica_ports[@]}"; do
+  up_within "replica $port" "http://127.0.0.1:$port/healthz" "$out/myapp-$port.log"
+done
+# The receiver answers only POST; any answer means it listens.
+wait_until 30 curl -s -o /dev/null "http://127.0.0.1:$receiver_port/" ||
+  die "the receiver did not listen on $receiver_port within 30 s; see $out/receiver.log"
+up_within Alertmanager "$alertmanager/-/ready" "$out/alertmanager.log"
+up_within Prometheus "$prom/-/ready" "$out/prometheus.log"
+
+# --- the load ----------------------------------------------------------------------------------------
+urls=()
+for address in "${replicas[@]}"; do urls+=("http://$address/work"); done
+start_process "$out/load.log" "$myapp" load --rate "$rate" "${urls[@]}"
+started "$LAST_PID" load
+
+# --- what to open, what to run ----------------------------------------------------------------------
+admins=()
+for address in "${replicas[@]}"; do admins+=(--admin "http://$address"); done
+cat <<EOF
+
+  Prometheus     $prom         (alerts: $prom/alerts)
+  Alertmanager   $alertmanager
+  receiver       http://127.0.0.1:$receiver_port   (prints each notification here)
+$(for address in "${replicas[@]}"; do
+  printf '  replica        http://%s/metrics   http://%s/docs\n' "$address" "$address"
+done)
+  load           $rate requests/s over the three replicas' /work ($out/load.log)
+  workload file  $out/workload.json (every replica re-reads it each second)
+
+  Rehearse an incident (another terminal, from $PWD):
+    $myapp scenario scenarios/error-spike.yaml ${admins[*]}
+    $myapp scenario scenarios/latency-tail.yaml ${admins[*]}
+    $myapp scenario scenarios/sick-replica.yaml ${admins[*]}
+    $myapp scenario scenarios/recovery.yaml ${admins[*]}
+  (--dry-run prints the changes without making them.) Logs: $out/
+
+EOF
+
+# --- until Ctrl-C, or the check ---------------------------------------------------------------------
+# Every process still runs: a crash is reported, not silently ignored.
+all_alive() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { DEAD=$pid; return 1; }
+  done
+}
+dead_one() {
+  echo "stack: $(awk -v pid="$DEAD" '$1 == pid { print $2 }' "$out/pids") (pid $DEAD) has stopped; its log is in $out/"
+}
+
+if ! $check_mode; then
+  say "running; Ctrl-C stops everything"
+  while all_alive; do sleep 1; done
+  dead_one
+  exit 1
+fi
+
+# Prometheus scrapes all three replicas and sees traffic on each (two
+# scrapes with requests between them: up to twice the 15 s scrape interval).
+scraped() { [ "$(prom_query "$prom" 'count(up{job="myapp"} == 1) == 3')" ]; }
+traffic() {
+  [ "$(prom_query "$prom" 'count(sum by (instance) (rate(myapp_processed_ops_total{job="myapp"}[1m])) > 0) == 3')" ]
+}
+rules_loaded() {
+  [ "$(curl -sf "$prom/api/v1/rules" | python3 -c '
+import json, sys
+print(" ".join(sorted(g["name"] for g in json.load(sys.stdin)["data"]["groups"])))')" = "myapp.alerts myapp.rules" ]
+}
+knows_alertmanager() { curl -sf "$prom/api/v1/alertmanagers" | grep -qF "127.0.0.1:$am_port"; }
+healthy() { all_alive && scraped && traffic && rules_loaded && knows_alertmanager; }
+if ! wait_until "$check_timeout" healthy; then
+  all_alive || dead_one
+  scraped || echo "stack: up{job=\"myapp\"}: $(prom_query "$prom" 'up{job="myapp"}' | tr '\n' ' ')"
+  traffic || echo "stack: rate by instance: $(prom_query "$prom" 'sum by (instance) (rate(myapp_processed_ops_total{job="myapp"}[1m]))' | tr '\n' ' ')"
+  rules_loaded || echo "stack: the rule groups of deploy/prometheus/rules.yml are not loaded"
+  knows_alertmanager || echo "stack: Prometheus does not know Alertmanager 127.0.0.1:$am_port"
+  die "Prometheus did not see all three replicas scraped and serving traffic within $check_timeout s"
+fi
+say "Prometheus scrapes the three replicas and sees traffic on each: $(prom_query "$prom" \
+  'sum by (instance) (rate(myapp_processed_ops_total{job="myapp"}[1m]))' | tr '\n' ' ')"
+
+# Alertmanager reaches the receiver: a test alert, notified after group_wait.
+curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' "$alertmanager/api/v2/alerts" \
+  -d '[{"labels": {"alertname": "StackCheck", "severity": "none"}, "annotations": {"summary": "scripts/stack.sh --check"}}]' ||
+  die "Alertmanager refused a test alert"
+received() { grep -q '"StackCheck"' "$out/notifications.jsonl"; }
+wait_until 30 received || die "the test alert did not reach the receiver within 30 s; see $out/alertmanager.log"
+say "a test alert went through Alertmanager to the receiver"
+echo "stack --check: PASS"
