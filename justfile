@@ -26,6 +26,10 @@ e2e:
 e2e-alerts:
     scripts/e2e-alerts.sh
 
+# Three replicas under steady load, Prometheus, Alertmanager, a receiver printing each alert here; until Ctrl-C. Prints the URLs and the scenario commands (docs/stack.md).
+stack:
+    scripts/stack.sh
+
 # Load /docs in headless chromium and check what Swagger UI renders; screenshot in target/.
 docs-test:
     scripts/docs-browser-test.sh

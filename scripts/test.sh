@@ -3,7 +3,8 @@
 # smoke test against the release binary, promtool's lint of a real scrape, the
 # Prometheus rules, their unit tests and the mutants those tests must catch,
 # the deployment files, the paths the docs name, the end-to-end test with a
-# real Prometheus, the alerts end to end through a real Alertmanager, TLS and
+# real Prometheus, the alerts end to end through a real Alertmanager, the
+# rehearsal stack (scripts/stack.sh) starting and stopping cleanly, TLS and
 # basic auth of the metrics port against curl and Prometheus, the soak test,
 # and Swagger UI in a real browser.
 # Installs what it needs when run as root (as CI does).
@@ -67,6 +68,9 @@ scripts/e2e-prometheus.sh
 
 step "alerts end to end: the workload file, Prometheus, Alertmanager, a webhook"
 scripts/e2e-alerts.sh
+
+step "the rehearsal stack: scripts/stack.sh --check, then Ctrl-C leaves nothing running"
+timeout 240 scripts/stack-test.sh
 
 step "--web-config-file: TLS, client certificates, basic auth, with curl and Prometheus"
 scripts/e2e-web-config.sh
