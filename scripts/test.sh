@@ -60,6 +60,16 @@ need_pyyaml
 python3 scripts/gen-prometheusrule.py --check
 python3 scripts/check-deploy.py target/release/myapp
 
+step "deploy/compose, statically: mounted files, promtool, amtool, Grafana provisioning (scripts/check-compose.py)"
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+if install_packages "${missing[@]}"; then
+  python3 scripts/check-compose.py target/release/myapp
+else
+  echo "!!! SKIPPED: ${missing[*]} missing and we are not root to install (apt-get install ${missing[*]})"
+fi
+
 step "every path the README and docs/ name exists (scripts/doc-paths.py)"
 python3 scripts/doc-paths.py
 
