@@ -25,7 +25,12 @@
   object of a Kubernetes API group validates against that version's schemas
   (PyPI's kubernetes-validate). Both are installed with pip when missing;
 - in the overlay, myapp gets --web-config-file, its probes speak HTTPS and the
-  ServiceMonitor scrapes https with a tlsConfig and basicAuth.
+  ServiceMonitor scrapes https with a tlsConfig and basicAuth;
+- the overlay deploy/k8s-load renders and validates too: deploy/k8s unchanged
+  plus one Deployment running `myapp load --rate R` against the client
+  Service's name and port, whose pods no Service and no PodDisruptionBudget
+  selects; its flags are flags of `myapp load --help` (skipped, saying so,
+  while the binary has no load subcommand).
 
 Each failed check prints one line naming the file and the mismatch; the exit
 status is 1 if any failed. Nothing here talks to a cluster: the e2e test
@@ -47,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 WEB_CONFIG = DEPLOY / "k8s-web-config"  # the overlay with --web-config-file
+LOAD = DEPLOY / "k8s-load"  # the overlay with a `myapp load` Deployment
 RULES = DEPLOY / "prometheus/rules.yml"
 DASHBOARD = DEPLOY / "grafana/myapp-dashboard.json"
 JOB = "myapp"  # the job that rules.yml and the dashboard select
@@ -203,7 +209,7 @@ def main():
     check(listed == present, kust_path,
           f"resources {sorted(listed)} differ from the files {sorted(present)}")
 
-    check_rendered()
+    check_rendered(binary, services)
 
 
 def check_monitor(monitor, sm_path, selected, container_port, metrics_port):
@@ -283,12 +289,55 @@ def python_package(module, requirement):
         return importlib.import_module(module)
 
 
-def check_rendered():
-    """Both directories render and validate; the overlay scrapes with TLS."""
-    for directory in (K8S, WEB_CONFIG):
+def check_rendered(binary, services):
+    """Every directory renders and validates; the web-config overlay scrapes
+    with TLS; the load overlay adds its Deployment and nothing else."""
+    base = check_rendered_directory(K8S)
+    for directory in (WEB_CONFIG, LOAD):
         rendered = check_rendered_directory(directory)
         if directory == WEB_CONFIG and rendered:
             check_web_config_overlay(rendered)
+        if directory == LOAD and rendered:
+            check_load_overlay(base, rendered, binary, services)
+
+
+def check_load_overlay(base, rendered, binary, services):
+    added = [obj for obj in rendered if obj not in base]
+    check(all(obj in rendered for obj in base), LOAD, "changes objects of deploy/k8s; it should only add one")
+    kinds = [f"{obj.get('kind')}/{dig(obj, 'metadata', 'name')}" for obj in added]
+    check(len(added) == 1 and added[0].get("kind") == "Deployment", LOAD,
+          f"adds {kinds}, not one Deployment")
+    if len(added) != 1:
+        return
+    load = added[0]
+    pod_labels = dig(load, "spec", "template", "metadata", "labels") or {}
+    check(labels_match(dig(load, "spec", "selector", "matchLabels"), pod_labels), LOAD,
+          f"{kinds[0]}: spec.selector does not match its pod labels {pod_labels}")
+    for obj in rendered:
+        if obj.get("kind") in ("Service", "PodDisruptionBudget"):
+            selector = dig(obj, "spec", "selector")
+            selector = selector.get("matchLabels", selector) if obj.get("kind") == "PodDisruptionBudget" else selector
+            check(not labels_match(selector, pod_labels), LOAD,
+                  f"{obj.get('kind')}/{dig(obj, 'metadata', 'name')} selects the load pods {pod_labels}")
+    container = (dig(load, "spec", "template", "spec", "containers") or [{}])[0]
+    args = [str(a) for a in container.get("args", [])]
+    check(args[:1] == ["load"] and any(a == "--rate" or a.startswith("--rate=") for a in args), LOAD,
+          f"{kinds[0]} runs {args}, not `myapp load --rate R URL`")
+    # The client Service, by its name, at a port that reaches the API.
+    port = next((p.get("port") for p in dig(services[CLIENT_SERVICE][1], "spec", "ports") or []), None)
+    urls = [a for a in args if a.startswith("http")]
+    check(urls == [f"http://{CLIENT_SERVICE}:{port}/work"], LOAD,
+          f"{kinds[0]} sends to {urls}, not the Service {CLIENT_SERVICE}'s /work (http://{CLIENT_SERVICE}:{port}/work)")
+    run = subprocess.run([binary, "load", "--help"], capture_output=True, text=True)
+    if run.returncode != 0:
+        print(f"!!! SKIPPED: `{binary} load --help` failed: this build has no load subcommand, "
+              f"so {kinds[0]}'s flags are not checked")
+        return
+    known = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", run.stdout))
+    for arg in args:
+        name = arg.split("=", 1)[0]
+        if name.startswith("--"):
+            check(name in known, LOAD, f"{kinds[0]}: arg {name} is not a flag of `{binary} load --help`")
 
 
 def check_web_config_overlay(rendered):
