@@ -3,7 +3,8 @@
 
     scripts/check-deploy.py target/release/myapp
 
-- every YAML file under deploy/ parses, and the Grafana dashboard's JSON;
+- every YAML file under deploy/ parses, and the Grafana dashboard's JSON; its
+  namespace and instance variables filter every selector of job myapp;
 - the Deployment, Services and ServiceMonitor agree on label selectors, port
   names and numbers (--listen and --metrics-listen), and paths (/metrics,
   /healthz, /readyz on the metrics port), and the Operator's job name is the
@@ -112,8 +113,7 @@ def main():
             for doc in docs[path]:
                 objects.setdefault(doc.get("kind"), []).append((path, doc))
     try:
-        json.loads(DASHBOARD.read_text())
-        check(True, DASHBOARD, "")
+        check_dashboard_filters(json.loads(DASHBOARD.read_text()))
     except ValueError as err:
         check(False, DASHBOARD, f"is not valid JSON: {err}")
     for kind in ("Deployment", "ServiceMonitor", "PrometheusRule", "Kustomization", "ConfigMap"):
@@ -210,6 +210,28 @@ def main():
           f"resources {sorted(listed)} differ from the files {sorted(present)}")
 
     check_rendered(binary, services)
+
+
+def check_dashboard_filters(dashboard):
+    """The namespace and instance variables exist, "All" matches everything,
+    and every selector of job myapp in a panel query honours both."""
+    variables = {v.get("name"): v for v in dig(dashboard, "templating", "list") or []}
+    for name in ("namespace", "instance"):
+        var = variables.get(name) or {}
+        check(var.get("includeAll") and var.get("allValue") == ".*", DASHBOARD,
+              f"variable {name!r} is missing or its All is not .* (which also matches series without the label)")
+
+    def panels(items):
+        for panel in items:
+            yield panel
+            yield from panels(panel.get("panels", []))
+
+    for panel in panels(dashboard.get("panels", [])):
+        for target in panel.get("targets", []):
+            for selector in re.findall(r"\{[^}]*\}", target.get("expr", "")):
+                if f'job="{JOB}"' in selector:
+                    check('namespace=~"$namespace"' in selector and 'instance=~"$instance"' in selector, DASHBOARD,
+                          f"panel {panel.get('title')!r}: {selector} ignores the namespace or instance variable")
 
 
 def check_monitor(monitor, sm_path, selected, container_port, metrics_port):

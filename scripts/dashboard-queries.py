@@ -7,6 +7,12 @@ line can be sent as-is to a real Prometheus (the e2e test does that):
     scripts/dashboard-queries.py [--rate-interval 1m] [--interval 15s]
                                  [--range 5m] [DASHBOARD.json]
 
+The dashboard's filter variables (`namespace`, `instance`: a `label=~"$label"`
+matcher in each query) are at "All" by default: their matchers are left out,
+which selects what `=~".*"` would (series without the label included), so the
+lines stay those of a dashboard without them. `--var instance=127.0.0.1:8081`
+puts a value in instead.
+
 Any other `$variable` left in a query is an error: Prometheus would reject it,
 and the e2e test would not know what to put there.
 """
@@ -35,6 +41,8 @@ def main():
     parser.add_argument("--rate-interval", default="1m", help="value of $__rate_interval")
     parser.add_argument("--interval", default="15s", help="value of $__interval")
     parser.add_argument("--range", default="5m", help="value of $__range")
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
+                        help="a value for a filter variable; the others are at All")
     args = parser.parse_args()
     values = {
         "__rate_interval": args.rate_interval,
@@ -43,6 +51,15 @@ def main():
     }
 
     dashboard = json.loads(args.dashboard.read_text())
+    given = dict(v.split("=", 1) for v in args.var)
+    # Filter variables: queried, "All" matching everything.
+    filters = [v["name"] for v in dashboard.get("templating", {}).get("list", [])
+               if v.get("type") == "query" and v.get("includeAll") and v.get("allValue") == ".*"]
+    unknown_vars = set(given) - set(filters)
+    if unknown_vars:
+        sys.exit(f"{args.dashboard}: no filter variable {sorted(unknown_vars)}; it has {filters}")
+    values.update(given)
+    at_all = [re.compile(rf',?\s*{name}=~"\${name}"') for name in filters if name not in given]
     unknown = []
 
     def substitute(match):
@@ -58,6 +75,10 @@ def main():
             expr = target.get("expr")
             if not expr:
                 continue
+            for matcher in at_all:
+                expr = matcher.sub("", expr)
+            # A selector that began with a dropped matcher: {,job="myapp"}.
+            expr = expr.replace("{,", "{")
             # One query per output line, whatever its layout in the JSON.
             line = " ".join(VARIABLE.sub(substitute, expr).split())
             if unknown:
