@@ -3,12 +3,13 @@
 //! in the text format, as `MetricsApi` does.
 //!
 //! `cargo bench --bench scrape`; `scripts/bench.sh` runs it.
-use std::hint::black_box;
+use std::{hint::black_box, time::Duration};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use myapp::{
     config::{Buckets, DEFAULT_BUCKETS},
     metrics,
+    telemetry::trace_context::TraceId,
 };
 use prometheus::{Encoder, TextEncoder};
 
@@ -18,8 +19,8 @@ fn scrape(c: &mut Criterion) {
     let metrics = &registered.requests;
     // A scrape of a service that has been working: every series present.
     for (status, seconds) in [(200, 0.3), (500, 1.2), (499, 2.2)] {
-        metrics.processed(status).inc();
-        metrics.duration.observe(seconds);
+        metrics.begin();
+        metrics.record(status, Duration::from_secs_f64(seconds), TraceId([1; 16]));
     }
 
     let mut group = c.benchmark_group("scrape");

@@ -1,5 +1,5 @@
 //! The limit of this stack on this machine, for `scripts/bench.sh`: a bare hyper
-//! server, configured as `src/server.rs` configures it (same hyper settings, same
+//! server, configured as `src/server/mod.rs` configures it (same hyper settings, same
 //! allocator), that answers every request
 //! with the bytes of a zero-delay `/work` (`{"delay_ms":0}`, same Content-Type),
 //! and does nothing else: no routing, no middleware, no logging, no metrics.
@@ -35,7 +35,7 @@ async fn main() -> std::io::Result<()> {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(err) => {
-                // As src/server.rs: back off instead of spinning on, say, EMFILE.
+                // As src/server/mod.rs: back off instead of spinning on, say, EMFILE.
                 eprintln!("failed to accept a connection: {err}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;

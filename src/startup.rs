@@ -145,10 +145,19 @@ pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'stat
     stack(api.into_endpoint(), state.basic_auth.clone())
 }
 
-/// The request stack of every port around its routes, innermost first:
-/// basic auth when the port serves `/metrics` to listed users, panics caught
-/// and answered 500, one log line per request. `/work` records its metrics
-/// inside the routes (`work_api`).
+/// The request stack of every port around its routes. A request goes, from
+/// the outside in, through:
+///
+/// 1. the server (`server::serve`): the header timeout, TLS on the port that
+///    serves `/metrics` with `--web-config-file`, the drain on shutdown;
+/// 2. `RequestLog`: one log line per request, and its span;
+/// 3. `CatchPanic`: a panic answered 500;
+/// 4. `BasicAuth`: the users of `--web-config-file`, when this port serves
+///    `/metrics` and it lists any (a no-op otherwise);
+/// 5. the routes (`Routes`): the docs, or the operations; `/work` records its
+///    metrics around its operation (`work_api`, `RecordOperations`) and
+///    refuses past `--max-in-flight` (`WorkApi`); `/metrics` and
+///    `/admin/workload` check the bearer token (`MetricsApi`, `AdminApi`).
 fn stack(
     routes: impl Endpoint + 'static,
     basic_auth: Option<BasicAuthUsers>,
@@ -215,8 +224,8 @@ const SPEC_YAML_PATH: &str = "/openapi.yaml";
 ///
 /// `Route::new().nest("/", api)` would route the same, but it routes every
 /// request twice and rebuilds its URI on the way.
-// perf: this saves 4,400 of the 26,100 instructions of a `/work` request
-// (callgrind, benches/README.md).
+// perf: benches/README.md, "What the second round of changes bought", the
+// row of `WithDocs` (now `Routes`).
 struct Routes {
     docs: BoxEndpoint<'static>,
     api: BoxEndpoint<'static>,

@@ -133,9 +133,12 @@ impl<T: OpenApi> OpenApi for RecordOperations<T> {
 }
 
 pin_project! {
-    /// The inner endpoint's future and its recording. Polling the inner future
-    /// in place, rather than through `async` and `catch_unwind`, saves moving
-    /// it (and the request it holds) on every layer.
+    /// The inner endpoint's future and its recording. The simple version is
+    /// an `async` block: `let recording = ...; let result =
+    /// AssertUnwindSafe(inner).catch_unwind().await; recording.status = ...`.
+    // perf: polled in place instead, which saves moving the inner future
+    // (and the request it holds) on every layer: benches/README.md, "What
+    // the second round of changes bought".
     // Fields drop in this order: the inner future (and the request it holds)
     // before the recording ends.
     struct Recorded<F> {

@@ -20,9 +20,9 @@ pub struct RequestMetrics {
     /// Requests being handled now.
     pub in_flight: IntGauge,
     /// The newest request of each histogram bucket and counter series.
-    pub exemplars: Exemplars,
+    pub(crate) exemplars: Exemplars,
     /// The native buckets of `duration`, unless turned off.
-    pub native: Option<NativeHistogram>,
+    pub(crate) native: Option<NativeHistogram>,
 }
 
 impl RequestMetrics {
@@ -72,6 +72,8 @@ impl RequestMetrics {
     }
 
     /// A request begins: one more in flight until [`RequestMetrics::record`].
+    /// Each `begin` is followed by exactly one `record`: the middleware's
+    /// drop guard (`middleware.rs`) makes sure of it.
     pub fn begin(&self) {
         self.in_flight.inc();
     }
@@ -99,12 +101,17 @@ impl RequestMetrics {
         self.in_flight.dec();
     }
 
+    /// How many requests were answered with `status`.
+    pub fn count(&self, status: u16) -> u64 {
+        self.processed(status).get()
+    }
+
     /// The counter of requests answered with `status`:
     /// `processed.with_label_values(&[status.to_string()])`.
     // perf: borrowed for 200 and 500, which saves formatting the label,
     // looking it up and cloning and dropping an `Arc` per request
     // (benches/README.md, "What the second round of changes bought").
-    pub fn processed(&self, status: u16) -> Cow<'_, IntCounter> {
+    pub(crate) fn processed(&self, status: u16) -> Cow<'_, IntCounter> {
         match status {
             200 => Cow::Borrowed(&self.processed_ok),
             500 => Cow::Borrowed(&self.processed_error),

@@ -74,7 +74,7 @@ async fn shutdown_lets_in_flight_requests_finish_and_counts_them() {
     );
     // The server is gone; the metrics are process-wide and still readable.
     let after = &crate::helpers::registered().requests;
-    assert_eq!(after.processed(200).get() - before.processed("200"), 50);
+    assert_eq!(after.count(200) - before.processed("200"), 50);
     assert_eq!(
         after.duration.get_sample_count() - before.duration().count,
         50
@@ -104,7 +104,7 @@ async fn shutdown_timeout_cuts_off_and_reports_the_requests_in_flight() {
     }
     // Cut off, but not lost: each is counted once, as 499.
     let after = &crate::helpers::registered().requests;
-    assert_eq!(after.processed(499).get() - before.processed("499"), 3);
+    assert_eq!(after.count(499) - before.processed("499"), 3);
     assert_eq!(after.in_flight.get(), 0);
 }
 
@@ -161,6 +161,6 @@ async fn shutdown_with_a_thousand_requests_in_flight_answers_and_counts_every_on
     }
     assert_eq!(server.run.await.unwrap().cut_off, 0);
     let after = &crate::helpers::registered().requests;
-    assert_eq!(after.processed(200).get() - before.processed("200"), 1000);
+    assert_eq!(after.count(200) - before.processed("200"), 1000);
     assert_eq!(after.in_flight.get(), 0);
 }
