@@ -93,12 +93,14 @@ async fn send(
     loop {
         if let (Some(total), Some(duration)) = (total, plan.duration) {
             if next >= total {
-                let end = start + duration;
+                // The schedule ends with the duration, or later if sending fell
+                // behind: then the achieved rate shows it.
                 tokio::select! {
                     biased;
-                    () = &mut stop => return Instant::now(),
-                    () = sleep_until(end) => return end,
+                    () = &mut stop => {}
+                    () = sleep_until(start + duration) => {}
                 }
+                return Instant::now();
             }
         }
         tokio::select! {
