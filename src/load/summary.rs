@@ -256,6 +256,9 @@ mod tests {
             Duration::from_millis(2000),
         );
         let summary = Summary::new(&tally, 102, 3, Duration::from_secs(2));
+        // 102 values: p50 is the 51st (51 ms), p90 the 92nd (ceil(91.8): 92 ms),
+        // p99 the 101st (1000 ms), each reported as the top of its HdrHistogram
+        // bucket at 3 significant digits (within 0.1 % above).
         assert_eq!(
             summary.to_json(),
             r#"{"sent":102,"statuses":{"200":100,"500":1},"errors":{"connect":0,"other":0,"timeout":1},"dropped":3,"achieved_rate":51.0,"latency_ms":{"p50":51.007,"p90":92.031,"p99":1000.447,"max":2000.895}}"#
