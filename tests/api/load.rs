@@ -241,7 +241,9 @@ fn each_bad_flag_or_unreachable_target_is_one_line_and_exit_2() {
         .unwrap();
     let unreachable = format!("http://{closed}/work");
     let rule = "expected a whole number above 0 and a unit (ms, s, m or h), e.g. 30s";
-    let cases: Vec<(Vec<&str>, &[(&str, &str)], String)> = vec![
+    // (arguments after `load`, environment, the one line expected)
+    type Case<'a> = (Vec<&'a str>, &'a [(&'a str, &'a str)], String);
+    let cases: Vec<Case> = vec![
         (vec!["--rate", "0", "http://h/"], &[], "error: invalid value '0' for '--rate <RATE>': 0 is not in 1..=1000000".into()),
         (vec!["--rate", "1000001", "http://h/"], &[], "error: invalid value '1000001' for '--rate <RATE>': 1000001 is not in 1..=1000000".into()),
         (vec!["http://h/"], &[("MYAPP_LOAD_RATE", "fast")], "error: invalid value 'fast' for '--rate <RATE>': invalid digit found in string".into()),
