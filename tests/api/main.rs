@@ -8,6 +8,7 @@ mod exposition;
 mod health;
 mod helpers;
 mod hostile;
+mod load;
 mod metrics;
 mod open_files;
 mod openapi;
