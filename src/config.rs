@@ -33,6 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the OpenAPI spec as JSON and exit.
     Openapi,
+    /// Apply a scenario file's workload changes to replicas at their times, then restore.
+    Scenario(crate::scenario::ScenarioArgs),
 }
 
 /// Every setting of the service.
@@ -202,7 +204,15 @@ pub fn error_line(err: &clap::Error) -> String {
             Some((last, rest)) => format!("{first}: expected {} or {last}", rest.join(", ")),
             None => first.to_string(),
         },
-        _ => first.to_string(),
+        // "the following required arguments were not provided:", then them, one a line.
+        _ => match err.get(ContextKind::InvalidArg) {
+            Some(ContextValue::Strings(missing))
+                if err.kind() == clap::error::ErrorKind::MissingRequiredArgument =>
+            {
+                format!("{first} {}", missing.join(", "))
+            }
+            _ => first.to_string(),
+        },
     }
 }
 

@@ -11,12 +11,14 @@
 //! | `workload` | the workload, `GET /work` and `/admin/workload` |
 //! | `telemetry` | logs, the request line, trace context |
 //! | `config` | the flags and their env twins |
+//! | `scenario` | `myapp scenario`: an incident as a file, applied to replicas |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
 pub mod config;
 pub mod metrics;
+pub mod scenario;
 pub mod server;
 pub mod startup;
 pub mod telemetry;

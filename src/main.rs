@@ -31,8 +31,10 @@ async fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    if let Some(Command::Openapi) = cli.command {
-        return print_openapi();
+    match cli.command {
+        Some(Command::Openapi) => return print_openapi(),
+        Some(Command::Scenario(args)) => return myapp::scenario::run(args).await,
+        None => {}
     }
     let config = cli.config;
     if let Err(err) = config.validate() {
