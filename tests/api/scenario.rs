@@ -690,3 +690,61 @@ async fn sigint_and_sigterm_restore_every_replica_then_exit_as_a_shell_reports_t
         assert_eq!(settings(&b, Some("s3cret-signal")).await, before_b);
     }
 }
+
+#[tokio::test]
+async fn basic_auth_credentials_reach_the_replica_and_are_never_printed() {
+    // A bcrypt hash of "pw" made by Python's bcrypt (as tests/api/web_config.rs).
+    let web = ScenarioFile::new(
+        "web-config",
+        "basic_auth_users: {prometheus: $2b$04$kPK.7DmElstOowpWSYgFkOKfgpLVjQ4p074QPUmzaXDIsmB535cZG}",
+    );
+    let password = TokenFile::new("scenario-password", "pw");
+    let replica = Binary::start(&["--web-config-file", web.path()]);
+    let file = ScenarioFile::new(
+        "basic",
+        &steps(&["{at: 0s, set: {error_rate: 0.9}}"], "300ms"),
+    );
+    let run = |user: &str| {
+        binary()
+            .args(["scenario", file.path(), "--admin", &origin(&replica)])
+            .args(["--basic-auth-user", user])
+            .args([
+                "--basic-auth-password-file",
+                password.path.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let output = run("prometheus");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        stdout.lines().skip(1).collect::<Vec<_>>(),
+        [
+            "at 0s on 1 replica: set {\"error_rate\":0.9}",
+            "at 300ms on 1 replica: end, settings from before restored"
+        ]
+    );
+    let output = run("someone");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {}: 401 Unauthorized: the replica wants credentials (--token-file, or \
+             --basic-auth-user and --basic-auth-password-file); nothing changed\n",
+            origin(&replica)
+        )
+    );
+    assert!(!stdout.contains("pw") && !stderr.contains("pw"));
+    let settings = reqwest::Client::new()
+        .get(replica.url("/admin/workload"))
+        .basic_auth("prometheus", Some("pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        settings.json::<Value>().await.unwrap(),
+        started(0, 2000, 0.5, 0.0, 5000)
+    );
+}
