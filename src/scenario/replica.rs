@@ -49,12 +49,12 @@ impl fmt::Display for Replica {
 
 /// Every replica `urls` name: a host that resolves to several addresses (a
 /// headless Service) is one replica per address, with the host kept in the
-/// Host header and TLS's server name. Loopback addresses of one name
-/// (`localhost` as 127.0.0.1 and ::1) are one replica.
+/// Host header and TLS's server name. `localhost`, as 127.0.0.1 and ::1, is
+/// one replica.
 pub async fn resolve(urls: &[Url], access: &Access) -> Result<Vec<Replica>, String> {
     let mut replicas = Vec::new();
     for url in urls {
-        let endpoint = endpoint(url);
+        let endpoint = endpoint_of(url);
         let shown = url.as_str().trim_end_matches('/');
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return Err(format!("--admin {shown}: the URL names no host"));
@@ -72,15 +72,11 @@ pub async fn resolve(urls: &[Url], access: &Access) -> Result<Vec<Replica>, Stri
             });
             continue;
         }
-        let addresses: BTreeSet<SocketAddr> = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|err| format!("--admin {shown}: cannot resolve {host}: {err}"))?
-            .collect();
-        let mut addresses: Vec<SocketAddr> = addresses.into_iter().collect();
-        if addresses.iter().all(|address| address.ip().is_loopback()) {
-            // IPv4 first: a server on 0.0.0.0 answers there, not on ::1.
-            addresses.truncate(1);
-        }
+        let addresses = replicas_of(
+            tokio::net::lookup_host((host, port))
+                .await
+                .map_err(|err| format!("--admin {shown}: cannot resolve {host}: {err}"))?,
+        );
         let several = addresses.len() > 1;
         for address in addresses {
             replicas.push(Replica {
@@ -97,8 +93,22 @@ pub async fn resolve(urls: &[Url], access: &Access) -> Result<Vec<Replica>, Stri
     Ok(replicas)
 }
 
+/// The replicas among a name's addresses: each once, in order, but not `::1`
+/// beside an IPv4 loopback address (`localhost`): one machine, and a server
+/// on 0.0.0.0 does not answer on `::1`.
+fn replicas_of(addresses: impl IntoIterator<Item = SocketAddr>) -> Vec<SocketAddr> {
+    let addresses: BTreeSet<SocketAddr> = addresses.into_iter().collect();
+    let local_ipv4 = addresses
+        .iter()
+        .any(|address| address.is_ipv4() && address.ip().is_loopback());
+    addresses
+        .into_iter()
+        .filter(|address| !(local_ipv4 && address.is_ipv6() && address.ip().is_loopback()))
+        .collect()
+}
+
 /// `/admin/workload` under the URL's path.
-fn endpoint(url: &Url) -> Url {
+fn endpoint_of(url: &Url) -> Url {
     let mut endpoint = url.clone();
     let path = format!("{}/admin/workload", url.path().trim_end_matches('/'));
     endpoint.set_path(&path);
@@ -175,4 +185,57 @@ fn describe(err: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addresses(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter()
+            .map(|address| address.parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn each_address_of_a_name_is_a_replica_once_and_localhost_is_one() {
+        let pods = addresses(&[
+            "10.0.0.7:8081",
+            "10.0.0.5:8081",
+            "10.0.0.7:8081",
+            "10.0.0.6:8081",
+        ]);
+        assert_eq!(
+            replicas_of(pods),
+            addresses(&["10.0.0.5:8081", "10.0.0.6:8081", "10.0.0.7:8081"])
+        );
+        assert_eq!(
+            replicas_of(addresses(&["[::1]:8081", "127.0.0.1:8081"])),
+            addresses(&["127.0.0.1:8081"])
+        );
+        // ::1 alone, or two IPv4 loopback addresses, stay as they are.
+        assert_eq!(
+            replicas_of(addresses(&["[::1]:8081"])),
+            addresses(&["[::1]:8081"])
+        );
+        assert_eq!(
+            replicas_of(addresses(&["127.0.0.2:8081", "127.0.0.1:8081"])),
+            addresses(&["127.0.0.1:8081", "127.0.0.2:8081"])
+        );
+        assert_eq!(
+            replicas_of(addresses(&["[fd00::5]:8081", "10.0.0.5:8081"])),
+            addresses(&["10.0.0.5:8081", "[fd00::5]:8081"])
+        );
+    }
+
+    #[test]
+    fn the_admin_endpoint_is_under_the_urls_path() {
+        for (url, endpoint) in [
+            ("http://a:8081", "http://a:8081/admin/workload"),
+            ("http://a:8081/", "http://a:8081/admin/workload"),
+            ("https://a/myapp/?x=1", "https://a/myapp/admin/workload"),
+        ] {
+            assert_eq!(endpoint_of(&Url::parse(url).unwrap()).as_str(), endpoint);
+        }
+    }
 }
