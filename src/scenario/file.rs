@@ -14,6 +14,9 @@ use crate::workload::Settings;
 pub struct Scenario {
     /// What the scenario rehearses, for the people who run it.
     pub description: String,
+    /// Whether it is meant for every replica or for one.
+    #[serde(default)]
+    pub replicas: Replicas,
     /// The alerts it should fire by a time, and those it must not fire.
     #[serde(default)]
     pub expect: Vec<Expect>,
@@ -22,6 +25,28 @@ pub struct Scenario {
     /// When the scenario ends and every replica gets back the settings it had
     /// before it began.
     pub end: Offset,
+}
+
+/// The replicas a scenario is meant for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Replicas {
+    /// Every replica of the service (the default): one `--admin` URL per
+    /// replica, or a name that resolves to each.
+    #[default]
+    Every,
+    /// One replica, the others left as they are: `--admin` must name exactly one.
+    One,
+}
+
+impl Replicas {
+    /// The name the file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Replicas::Every => "every",
+            Replicas::One => "one",
+        }
+    }
 }
 
 /// One change of the workload, at its time.

@@ -24,7 +24,7 @@ use tokio::{
 };
 
 use self::{
-    file::{step_name, Offset, Scenario},
+    file::{step_name, Offset, Replicas, Scenario},
     replica::{Access, Replica},
 };
 use crate::workload::Settings;
@@ -134,6 +134,14 @@ async fn execute(args: &ScenarioArgs) -> Result<ExitCode, Stop> {
     let replicas = replica::resolve(&args.admin, &access)
         .await
         .map_err(Stop::Failed)?;
+    if scenario.replicas == Replicas::One && replicas.len() != 1 {
+        let names: Vec<String> = replicas.iter().map(ToString::to_string).collect();
+        return Err(Stop::Usage(format!(
+            "{file}: replicas: one, but --admin names {} replicas ({}): name one replica's URL",
+            replicas.len(),
+            names.join(", ")
+        )));
+    }
     let mut before = Vec::new();
     for (replica, settings) in replicas
         .iter()
@@ -268,6 +276,7 @@ pub fn timeline(file: &str, scenario: &Scenario) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     )];
+    lines.push(format!("replicas: {}", scenario.replicas.name()));
     for step in &scenario.steps {
         lines.push(format!("at {}: set {}", step.at, step.set));
     }

@@ -66,8 +66,8 @@ fn unknown_keys_are_refused_wherever_they_are() {
     assert_eq!(
         parse("description: t\nstep: []\nend: 1s\n"),
         Err(
-            "unknown field `step`, expected one of `description`, `expect`, `steps`, `end` \
-             at line 2 column 1"
+            "unknown field `step`, expected one of `description`, `replicas`, `expect`, \
+             `steps`, `end` at line 2 column 1"
                 .into()
         )
     );
@@ -359,6 +359,7 @@ fn dry_run_prints_the_timeline_and_contacts_nothing() {
         String::from_utf8(output.stdout).unwrap(),
         format!(
             "{}: Two lines.\n\
+             replicas: every\n\
              at 0s: set {{\"error_rate\":0.9,\"slow_rate\":0}}\n\
              at 1m30s: set {{\"max_delay_ms\":50}}\n\
              at 10m: end, settings from before restored\n\
@@ -746,5 +747,52 @@ async fn basic_auth_credentials_reach_the_replica_and_are_never_printed() {
     assert_eq!(
         settings.json::<Value>().await.unwrap(),
         started(0, 2000, 0.5, 0.0, 5000)
+    );
+}
+
+#[tokio::test]
+async fn a_scenario_for_one_replica_refuses_to_run_on_two() {
+    let a = Binary::start(&["--error-rate", "0.25"]);
+    let b = Binary::start(&[]);
+    let text = format!(
+        "replicas: one\n{}",
+        steps(&["{at: 0s, set: {error_rate: 0.9}}"], "300ms")
+    );
+    let file = ScenarioFile::new("one", &text);
+    let run = |admins: &[&str]| {
+        let mut command = binary();
+        command.args(["scenario", file.path()]);
+        for admin in admins {
+            command.args(["--admin", admin]);
+        }
+        command.output().unwrap()
+    };
+    let output = run(&[&origin(&a), &origin(&b)]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        format!(
+            "error: {}: replicas: one, but --admin names 2 replicas ({}, {}): name one \
+             replica's URL\n",
+            file.path(),
+            origin(&a),
+            origin(&b)
+        )
+    );
+    assert_eq!(settings(&a, None).await, started(0, 2000, 0.25, 0.0, 5000));
+    assert_eq!(settings(&b, None).await, started(0, 2000, 0.5, 0.0, 5000));
+    // One is what it is for.
+    let output = run(&[&origin(&a)]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(settings(&a, None).await, started(0, 2000, 0.25, 0.0, 5000));
+    assert_eq!(
+        parse(&format!(
+            "replicas: some\n{}",
+            steps(&["{at: 0s, set: {error_rate: 1}}"], "1s")
+        )),
+        Err(
+            "replicas: unknown variant `some`, expected `every` or `one` at line 1 column 11"
+                .into()
+        )
     );
 }
