@@ -15,6 +15,7 @@ time, and that each `fires: false` alert is firing at no evaluation from the
 start to the end. Prints each scenario's result, then PASS or FAIL; leaves its
 files in target/scenario-alerts/.
 """
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,6 @@ UNITS = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
 
 def seconds(duration):
     """A scenario duration ("1m30s", "300ms") in seconds."""
-    import re
     parts = re.findall(r"(\d+)(ms|h|m|s)", duration)
     assert "".join(n + u for n, u in parts) == duration, duration
     return sum(int(n) * UNITS[u] for n, u in parts)
@@ -86,7 +86,7 @@ def series(scenario):
             for state in states[:-1]:
                 total += PER_SCRAPE * share(state)
                 values.append(total)
-            found.append({"series": name, "values": " ".join(f"{v:.6g}" if v < 1e6 else str(round(v)) for v in values)})
+            found.append({"series": name, "values": " ".join(str(round(v, 6)) for v in values)})
         found.append({"series": f"myapp_workload_error_rate{{{labels}}}",
                       "values": " ".join(str(s["error_rate"]) for s in states)})
         found.append({"series": f"up{{{labels}}}", "values": " ".join("1" for _ in states)})
