@@ -796,3 +796,54 @@ async fn a_scenario_for_one_replica_refuses_to_run_on_two() {
         )
     );
 }
+
+#[test]
+fn every_option_has_an_env_twin() {
+    let file = ScenarioFile::new("env", &steps(&["{at: 0s, set: {max_delay_ms: 200}}"], "1s"));
+    let env = |extra: &[(&'static str, &str)]| {
+        let mut env = vec![
+            ("MYAPP_SCENARIO_FILE", file.path().to_string()),
+            ("MYAPP_SCENARIO_ADMIN", "http://127.0.0.1:9".to_string()),
+        ];
+        env.extend(extra.iter().map(|(key, value)| (*key, value.to_string())));
+        env
+    };
+    let output = binary()
+        .arg("scenario")
+        .envs(env(&[("MYAPP_SCENARIO_DRY_RUN", "true")]))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8(output.stdout)
+        .unwrap()
+        .starts_with(&format!("{}: test\n", file.path())));
+    let error = |extra: &[(&'static str, &str)]| {
+        let env = env(extra);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        start_up_error(&["scenario"], &env)
+    };
+    assert_eq!(
+        error(&[("MYAPP_DELAY_CAP_MS", "199")]),
+        format!(
+            "error: {}: steps[0] (at 0s): set: max_delay_ms (200) must not be greater than \
+             --delay-cap-ms (199)",
+            file.path()
+        )
+    );
+    let missing = "No such file or directory (os error 2)";
+    assert_eq!(
+        error(&[("MYAPP_SCENARIO_TOKEN_FILE", "/nonexistent/t")]),
+        format!("error: --token-file /nonexistent/t: cannot read: {missing}")
+    );
+    assert_eq!(
+        error(&[
+            ("MYAPP_SCENARIO_BASIC_AUTH_USER", "u"),
+            ("MYAPP_SCENARIO_BASIC_AUTH_PASSWORD_FILE", "/nonexistent/p")
+        ]),
+        format!("error: --basic-auth-password-file /nonexistent/p: cannot read: {missing}")
+    );
+    assert_eq!(
+        error(&[("MYAPP_SCENARIO_CA_FILE", "/nonexistent/ca.pem")]),
+        format!("error: --ca-file /nonexistent/ca.pem: cannot read: {missing}")
+    );
+}
