@@ -156,13 +156,13 @@ async fn execute(args: &ScenarioArgs) -> Result<ExitCode, Stop> {
             .steps
             .iter()
             .enumerate()
-            .try_fold(settings, |settings, (index, step)| {
-                settings
+            .try_fold(settings, |changed, (index, step)| {
+                changed
                     .changed(&step.set, args.delay_cap_ms)
                     .map_err(|invalid| {
                         Stop::Failed(format!(
-                            "{file}: {}: set: {invalid}, on {replica} from its settings {}; \
-                         nothing changed",
+                            "{file}: {}: set: {invalid}, on {replica}, whose settings are {}; \
+                             nothing changed",
                             step_name(index, step.at),
                             settings.to_json_string()
                         ))

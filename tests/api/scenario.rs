@@ -847,3 +847,54 @@ fn every_option_has_an_env_twin() {
         format!("error: --ca-file /nonexistent/ca.pem: cannot read: {missing}")
     );
 }
+
+#[tokio::test]
+async fn steps_a_replicas_own_settings_would_refuse_stop_the_run_before_any_change() {
+    let a = Binary::start(&["--error-rate", "0.25"]);
+    let b = Binary::start(&["--max-delay-ms", "100"]);
+    // Valid on its own (the file does not set max_delay_ms), not on b, whose maximum is 100.
+    let file = ScenarioFile::new(
+        "own",
+        &steps(
+            &[
+                "{at: 0s, set: {error_rate: 0.9}}",
+                "{at: 1s, set: {min_delay_ms: 101}}",
+            ],
+            "2s",
+        ),
+    );
+    let output = binary()
+        .args([
+            "scenario",
+            file.path(),
+            "--admin",
+            &origin(&a),
+            "--admin",
+            &origin(&b),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        format!(
+            "error: {}: steps[1] (at 1s): set: min_delay_ms (101) must not be greater than \
+             max_delay_ms (100), on {}, whose settings are {}; nothing changed\n",
+            file.path(),
+            origin(&b),
+            started(0, 100, 0.5, 0.0, 5000)
+        )
+    );
+    assert_eq!(settings(&a, None).await, started(0, 2000, 0.25, 0.0, 5000));
+    assert_eq!(settings(&b, None).await, started(0, 100, 0.5, 0.0, 5000));
+    // Just inside b's maximum, the file runs.
+    let file = ScenarioFile::new(
+        "own-ok",
+        &steps(&["{at: 0s, set: {min_delay_ms: 100}}"], "100ms"),
+    );
+    let output = binary()
+        .args(["scenario", file.path(), "--admin", &origin(&b)])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+}
