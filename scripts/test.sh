@@ -2,6 +2,7 @@
 # Every test of the project: formatting, lints, unit and integration tests, the
 # smoke test against the release binary, promtool's lint of a real scrape, the
 # Prometheus rules, their unit tests and the mutants those tests must catch,
+# the scenarios' expected alerts,
 # the deployment files, the paths the docs name, the end-to-end test with a
 # real Prometheus, the alerts end to end through a real Alertmanager, the
 # rehearsal stack (scripts/stack.sh) starting and stopping cleanly, TLS and
@@ -51,6 +52,14 @@ step "rule tests catch every small change to the rules (scripts/rules-mutants.py
 if need_package promtool prometheus; then
   need_pyyaml
   python3 scripts/rules-mutants.py
+else
+  echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
+fi
+
+step "each scenario fires the alerts it expects, by its time (scripts/scenario-alerts.py)"
+if need_package promtool prometheus; then
+  need_pyyaml
+  python3 scripts/scenario-alerts.py
 else
   echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
 fi

@@ -38,6 +38,8 @@ pub enum Command {
     Openapi,
     /// Send GET requests to URLs at a constant rate and summarise what came back.
     Load(LoadArgs),
+    /// Apply a scenario file's workload changes to replicas at their times, then restore.
+    Scenario(crate::scenario::ScenarioArgs),
 }
 
 /// Every setting of the service.

@@ -35,6 +35,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Some(Command::Openapi) => return print_openapi(),
         Some(Command::Load(args)) => return load(args).await,
+        Some(Command::Scenario(args)) => return myapp::scenario::run(args).await,
         None => {}
     }
     let config = cli.config;

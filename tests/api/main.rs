@@ -15,6 +15,7 @@ mod openapi;
 mod overload;
 mod process;
 mod rolling_update;
+mod scenario;
 mod shutdown;
 mod web_config;
 mod work;
