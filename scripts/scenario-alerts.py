@@ -4,8 +4,9 @@
     python3 scripts/scenario-alerts.py [scenarios/NAME.yaml ...]
 
 For each scenario (every file of scenarios/ by default): three replicas, as
-deploy/k8s runs, each answering 10 requests/s. Ten minutes of the default
-workload (0 to 2 s, error_rate 0.5), then the scenario's steps on every replica
+deploy/k8s and scripts/stack.sh run, each answering 10 requests/s. Ten minutes
+of the healthy baseline the stack starts from (deploy/stack/workload.json: 20
+to 200 ms, error_rate 0.01), then the scenario's steps on every replica
 (on the first only with `replicas: one`) until its `end`. Every 15 s scrape,
 the counters and the latency buckets grow by exactly what the settings in force
 say (expected values, no randomness). promtool then evaluates a copy of
@@ -15,6 +16,7 @@ time, and that each `fires: false` alert is firing at no evaluation from the
 start to the end. Prints each scenario's result, then PASS or FAIL; leaves its
 files in target/scenario-alerts/.
 """
+import json
 import re
 import subprocess
 import sys
@@ -25,11 +27,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "target" / "scenario-alerts"
 SCRAPE = 15  # seconds, as deploy/prometheus/prometheus.yml
-BASELINE = 600  # seconds of the default workload before the scenario
+BASELINE = 600  # seconds of the healthy workload before the scenario
 REPLICAS = ["r0:8081", "r1:8081", "r2:8081"]
 PER_SCRAPE = 10 * SCRAPE  # requests per replica per scrape
-DEFAULTS = {"min_delay_ms": 0, "max_delay_ms": 2000, "error_rate": 0.5,
-            "slow_rate": 0.0, "slow_delay_ms": 5000}
+# The healthy workload that scripts/stack.sh starts the replicas from.
+DEFAULTS = json.loads((ROOT / "deploy" / "stack" / "workload.json").read_text())
 # src/config.rs's DEFAULT_BUCKETS.
 BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.5, 5]
 UNITS = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}

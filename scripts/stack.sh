@@ -161,7 +161,7 @@ done)
   Rehearse an incident (another terminal, from $PWD):
     $myapp scenario scenarios/error-spike.yaml ${admins[*]}
     $myapp scenario scenarios/latency-tail.yaml ${admins[*]}
-    $myapp scenario scenarios/sick-replica.yaml ${admins[*]}
+    $myapp scenario scenarios/sick-replica.yaml ${admins[*]:0:2}   (one replica)
     $myapp scenario scenarios/recovery.yaml ${admins[*]}
   (--dry-run prints the changes without making them.) Logs: $out/
 
