@@ -25,7 +25,9 @@
 #   STACK_ALERTMANAGER_PORT  9093
 #   STACK_RECEIVER_PORT      9095
 # and STACK_RATE (20, requests per second over all replicas), STACK_CHECK_TIMEOUT
-# (120 s, --check only). State and logs: target/stack/, emptied at each start.
+# (120 s, --check only), STACK_TIME_SCALE (1: for scripts/e2e-scenarios.sh, N
+# runs the stack N times faster: every range and for: of the rules, the scrape
+# and evaluation intervals and Alertmanager's waits divided by N). State and logs: target/stack/, emptied at each start.
 # Installs Prometheus and Alertmanager when they are missing and we are root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +46,7 @@ am_port=${STACK_ALERTMANAGER_PORT:-9093}
 receiver_port=${STACK_RECEIVER_PORT:-9095}
 rate=${STACK_RATE:-20}
 check_timeout=${STACK_CHECK_TIMEOUT:-120}
+scale=${STACK_TIME_SCALE:-1}
 out=$PWD/target/stack
 myapp=${CARGO_TARGET_DIR:-target}/release/myapp
 tools=(python3 scripts/e2e-alerts-tools.py)
@@ -96,21 +99,30 @@ PIDS+=("$!")
 started "$!" receiver
 
 sed "s|http://127.0.0.1:9095/|http://127.0.0.1:$receiver_port/|" deploy/stack/alertmanager.yml >"$out/alertmanager.yml"
+rules=$PWD/deploy/prometheus/rules.yml
+if [ "$scale" != 1 ]; then
+  python3 scripts/scenario-e2e.py scale-alertmanager "$out/alertmanager.yml" "$out/alertmanager.yml" "$scale"
+  "${tools[@]}" shorten-rules "$rules" "$out/rules.yml" "$scale" >/dev/null
+  rules=$out/rules.yml
+fi
 # No cluster listener: nothing but the loopback web port.
 start_process "$out/alertmanager.log" prometheus-alertmanager --config.file="$out/alertmanager.yml" \
   --storage.path="$out/alertmanager-data" --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address=
 started "$LAST_PID" alertmanager
 
 # The repository's prometheus.yml, with these targets, the real rules and the Alertmanager.
-python3 - "$out/prometheus.yml" "$PWD/deploy/prometheus/rules.yml" "127.0.0.1:$am_port" "${replicas[@]}" <<'PY'
+python3 - "$out/prometheus.yml" "$rules" "$scale" "127.0.0.1:$am_port" "${replicas[@]}" <<'PY'
 import sys
 from pathlib import Path
 
 import yaml
 
-path, rules, alertmanager, *targets = sys.argv[1:]
+path, rules, scale, alertmanager, *targets = sys.argv[1:]
 config = yaml.safe_load(Path("deploy/prometheus/prometheus.yml").read_text())
 config["rule_files"] = [rules]
+if scale != "1":
+    interval = f"{15000 // int(scale)}ms"
+    config["global"].update(scrape_interval=interval, evaluation_interval=interval)
 job = next(j for j in config["scrape_configs"] if j["job_name"] == "myapp")
 job["static_configs"] = [{"targets": targets}]
 config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
