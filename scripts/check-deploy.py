@@ -363,8 +363,11 @@ def check_alertmanager(docs):
             for rule in group.get("rules", []):
                 if "alert" in rule:
                     labels = {"alertname": rule["alert"], **rule.get("labels", {})}
+                    # The labels of the series the alert fires on.
                     if path == RULES:
                         labels["instance"] = "127.0.0.1:8081"
+                    elif rule["alert"] in SLO_ALERTS:
+                        labels.update(sloth_service="myapp", sloth_slo=SLO_ALERTS[rule["alert"]])
                     alerts[(rule["alert"], labels.get("severity"))] = (path, labels)
     for key, (path, _) in alerts.items():
         check(key in EXPECTED_RECEIVERS, path,
