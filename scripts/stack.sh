@@ -6,16 +6,19 @@
 #   - `myapp load` sending STACK_RATE requests per second to their /work, in turn;
 #   - Prometheus with the repository's prometheus.yml (the targets are the
 #     three replicas) and rules.yml, sending its alerts to
-#   - Alertmanager (deploy/stack/alertmanager.yml), which notifies
+#   - Alertmanager with the project's routing (deploy/alertmanager/alertmanager.yml,
+#     the receiver's port substituted), which notifies
 #   - a webhook receiver (scripts/e2e-alerts-tools.py receiver --print) that
-#     prints one line per alert on this terminal, firing and resolved.
+#     prints one line per alert on this terminal, firing and resolved, with
+#     the receiver it was routed to (pager or tickets: one path each).
 # It prints every URL and the commands that run a scenario against the
 # replicas, then runs until Ctrl-C, which stops everything it started.
 #
 #   scripts/stack.sh           until Ctrl-C
 #   scripts/stack.sh --check   starts everything, waits until Prometheus
 #                              scrapes the three replicas and sees traffic on
-#                              each, and a test alert reaches the receiver;
+#                              each, and test alerts reach the receiver
+#                              routed and inhibited as the config says;
 #                              prints PASS, stops everything, exits 0 (1 and
 #                              the reason otherwise). For scripts/stack-test.sh.
 #
@@ -98,10 +101,12 @@ done
 PIDS+=("$!")
 started "$!" receiver
 
-sed "s|http://127.0.0.1:9095/|http://127.0.0.1:$receiver_port/|" deploy/stack/alertmanager.yml >"$out/alertmanager.yml"
+# The project's routing as it is, with this receiver's port in each webhook.
+sed "s|http://127.0.0.1:9095/|http://127.0.0.1:$receiver_port/|" deploy/alertmanager/alertmanager.yml >"$out/alertmanager.yml"
 rules=$PWD/deploy/prometheus/rules.yml
 if [ "$scale" != 1 ]; then
-  python3 scripts/scenario-e2e.py scale-alertmanager "$out/alertmanager.yml" "$out/alertmanager.yml" "$scale"
+  "${tools[@]}" alertmanager-config deploy/alertmanager/alertmanager.yml "$out/alertmanager.yml" \
+    "$scale" "127.0.0.1:$receiver_port" >/dev/null
   "${tools[@]}" shorten-rules "$rules" "$out/rules.yml" "$scale" >/dev/null
   rules=$out/rules.yml
 fi
@@ -163,7 +168,7 @@ cat <<EOF
 
   Prometheus     $prom         (alerts: $prom/alerts)
   Alertmanager   $alertmanager
-  receiver       http://127.0.0.1:$receiver_port   (prints each notification here)
+  receiver       http://127.0.0.1:$receiver_port/pager, /tickets   (prints each notification here, with its receiver)
 $(for address in "${replicas[@]}"; do
   printf '  replica        http://%s/metrics   http://%s/docs\n' "$address" "$address"
 done)
@@ -222,11 +227,31 @@ fi
 say "Prometheus scrapes the three replicas and sees traffic on each: $(prom_query "$prom" \
   'sum by (instance) (rate(myapp_processed_ops_total{job="myapp"}[1m]))' | tr '\n' ' ')"
 
-# Alertmanager reaches the receiver: a test alert, notified after group_wait.
-curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' "$alertmanager/api/v2/alerts" \
-  -d '[{"labels": {"alertname": "StackCheck", "severity": "none"}, "annotations": {"summary": "scripts/stack.sh --check"}}]' ||
-  die "Alertmanager refused a test alert"
-received() { grep -q '"StackCheck"' "$out/notifications.jsonl"; }
-wait_until 30 received || die "the test alert did not reach the receiver within 30 s; see $out/alertmanager.log"
-say "a test alert went through Alertmanager to the receiver"
+# Alertmanager reaches the receiver at both paths, routed and inhibited as
+# deploy/alertmanager/alertmanager.yml says: three test alerts, notified after
+# its group_wait (30 s): a page and a ticket of the same SLO (the ticket is
+# inhibited) and a warning (to tickets).
+summary='"annotations": {"summary": "scripts/stack.sh --check"}'
+curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' "$alertmanager/api/v2/alerts" -d "[
+  {\"labels\": {\"alertname\": \"StackCheckBurn\", \"severity\": \"page\", \"sloth_service\": \"myapp\", \"sloth_slo\": \"check\"}, $summary},
+  {\"labels\": {\"alertname\": \"StackCheckBurn\", \"severity\": \"ticket\", \"sloth_service\": \"myapp\", \"sloth_slo\": \"check\"}, $summary},
+  {\"labels\": {\"alertname\": \"StackCheckWarning\", \"severity\": \"warning\"}, $summary}]" ||
+  die "Alertmanager refused the test alerts"
+# "ALERTNAME SEVERITY PATH" of each alert the receiver got.
+got() {
+  python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    record = json.loads(line)
+    for alert in record["payload"]["alerts"]:
+        print(alert["labels"]["alertname"], alert["labels"]["severity"], record["path"])' "$out/notifications.jsonl" 2>/dev/null | sort
+}
+both() { [ "$(got | wc -l)" -ge 2 ]; }
+wait_until 60 both || die "the test alerts did not reach the receiver within 60 s (got: $(got | paste -sd,)); see $out/alertmanager.log"
+sleep 2  # the inhibited ticket would have come with them
+expected="StackCheckBurn page /pager
+StackCheckWarning warning /tickets"
+[ "$(got)" = "$expected" ] ||
+  die "the receiver got [$(got | paste -sd,)], expected [$(paste -sd, <<<"$expected")]: the page to /pager, its ticket inhibited, the warning to /tickets"
+say "test alerts went through Alertmanager to the receiver: the page to /pager, the warning to /tickets, the ticket inhibited by the page"
 echo "stack --check: PASS"

@@ -64,8 +64,13 @@ else
   echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
 fi
 
-step "deployment files"
+step "deployment files, the dashboard's queries (promtool), the Alertmanager routes (amtool)"
 need_pyyaml
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+# check-deploy.py fails, saying which, when promtool or amtool is missing.
+install_packages "${missing[@]}" || true
 python3 scripts/gen-prometheusrule.py --check
 python3 scripts/check-deploy.py target/release/myapp
 
