@@ -47,8 +47,10 @@ prom=http://127.0.0.1:${ports[3]}
 
 scripts/stack.sh >"$out/stack.log" 2>&1 &
 stack_pid=$!
+# SIGTERM, not SIGINT: a background job of a script starts with SIGINT
+# ignored, and a signal ignored on entry cannot be trapped (bash(1)).
 stop_stack() {
-  kill -INT "$stack_pid" 2>/dev/null || true
+  kill -TERM "$stack_pid" 2>/dev/null || true
   wait "$stack_pid" 2>/dev/null || true
 }
 trap stop_stack EXIT
@@ -102,6 +104,17 @@ print(" ".join(e["alert"] for e in yaml.safe_load(open(sys.argv[1])).get("expect
     failed=1
   fi
 done
+
+# The stack stops every process it started.
+stop_stack
+trap - EXIT
+left=$(awk '{ print $1 }' target/stack/pids | while read -r pid; do kill -0 "$pid" 2>/dev/null && echo "$pid"; done || true)
+if [ -n "$left" ]; then
+  echo "  FAIL  processes the stack started are still running: $left"
+  failed=1
+else
+  echo "  ok    the stack stopped every process it started"
+fi
 
 if [ "$failed" = 0 ]; then
   echo "e2e-scenarios: PASS"
