@@ -16,7 +16,8 @@
   parses as a JSON object of known settings (each has a flag in `myapp --help`)
   holding the flags' defaults;
 - every flag in the container's args is a flag of `myapp --help`;
-- the PrometheusRule carries exactly the groups of deploy/prometheus/rules.yml;
+- the PrometheusRule carries exactly the groups of deploy/prometheus/rules.yml
+  and slo-rules.yml;
 - the kustomization lists every file of deploy/k8s;
 - terminationGracePeriodSeconds covers --shutdown-delay-secs and
   --shutdown-timeout-secs, and the delay outlasts the readiness probe;
@@ -54,7 +55,7 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 WEB_CONFIG = DEPLOY / "k8s-web-config"  # the overlay with --web-config-file
 LOAD = DEPLOY / "k8s-load"  # the overlay with a `myapp load` Deployment
-RULES = DEPLOY / "prometheus/rules.yml"
+RULE_FILES = [DEPLOY / "prometheus/rules.yml", DEPLOY / "prometheus/slo-rules.yml"]
 DASHBOARD = DEPLOY / "grafana/myapp-dashboard.json"
 JOB = "myapp"  # the job that rules.yml and the dashboard select
 DEFAULT_LISTEN_PORT = 8080
@@ -198,10 +199,10 @@ def main():
 
     check_workload(dep_path, deployment, container, flags, cm_path, configmap, run.stdout)
 
-    # PrometheusRule: the groups of rules.yml, exactly.
-    groups = (docs.get(RULES) or [{}])[0].get("groups")
+    # PrometheusRule: the groups of rules.yml and slo-rules.yml, exactly.
+    groups = [g for path in RULE_FILES for g in ((docs.get(path) or [{}])[0].get("groups") or [])]
     check(bool(groups) and dig(rule, "spec", "groups") == groups, pr_path,
-          f"spec.groups differ from {RULES.name}: run scripts/gen-prometheusrule.py")
+          f"spec.groups differ from {' and '.join(p.name for p in RULE_FILES)}: run scripts/gen-prometheusrule.py")
 
     # Kustomization: every file, and only those.
     listed = set(kustomization.get("resources", []))

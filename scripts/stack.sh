@@ -5,7 +5,7 @@
 #     healthy (a copy of deploy/stack/workload.json in target/stack/);
 #   - `myapp load` sending STACK_RATE requests per second to their /work, in turn;
 #   - Prometheus with the repository's prometheus.yml (the targets are the
-#     three replicas) and rules.yml, sending its alerts to
+#     three replicas), rules.yml and slo-rules.yml, sending its alerts to
 #   - Alertmanager (deploy/stack/alertmanager.yml), which notifies
 #   - a webhook receiver (scripts/e2e-alerts-tools.py receiver --print) that
 #     prints one line per alert on this terminal, firing and resolved.
@@ -102,15 +102,16 @@ start_process "$out/alertmanager.log" prometheus-alertmanager --config.file="$ou
 started "$LAST_PID" alertmanager
 
 # The repository's prometheus.yml, with these targets, the real rules and the Alertmanager.
-python3 - "$out/prometheus.yml" "$PWD/deploy/prometheus/rules.yml" "127.0.0.1:$am_port" "${replicas[@]}" <<'PY'
+python3 - "$out/prometheus.yml" "127.0.0.1:$am_port" "${replicas[@]}" <<'PY'
 import sys
 from pathlib import Path
 
 import yaml
 
-path, rules, alertmanager, *targets = sys.argv[1:]
+path, alertmanager, *targets = sys.argv[1:]
 config = yaml.safe_load(Path("deploy/prometheus/prometheus.yml").read_text())
-config["rule_files"] = [rules]
+# Its rule files (rules.yml, slo-rules.yml), by absolute path.
+config["rule_files"] = [str(Path("deploy/prometheus", name).resolve()) for name in config["rule_files"]]
 job = next(j for j in config["scrape_configs"] if j["job_name"] == "myapp")
 job["static_configs"] = [{"targets": targets}]
 config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
@@ -192,10 +193,15 @@ scraped() { [ "$(prom_query "$prom" 'count(up{job="myapp"} == 1) == 3')" ]; }
 traffic() {
   [ "$(prom_query "$prom" 'count(sum by (instance) (rate(myapp_processed_ops_total{job="myapp"}[1m])) > 0) == 3')" ]
 }
+# Every group of the rule files the config names.
+expected_groups=$(python3 -c '
+import sys, yaml
+print(" ".join(sorted(g["name"] for f in sys.argv[1:] for g in yaml.safe_load(open(f))["groups"])))
+' deploy/prometheus/rules.yml deploy/prometheus/slo-rules.yml)
 rules_loaded() {
   [ "$(curl -sf "$prom/api/v1/rules" | python3 -c '
 import json, sys
-print(" ".join(sorted(g["name"] for g in json.load(sys.stdin)["data"]["groups"])))')" = "myapp.alerts myapp.rules" ]
+print(" ".join(sorted(g["name"] for g in json.load(sys.stdin)["data"]["groups"])))')" = "$expected_groups" ]
 }
 knows_alertmanager() { curl -sf "$prom/api/v1/alertmanagers" | grep -qF "127.0.0.1:$am_port"; }
 healthy() { all_alive && scraped && traffic && rules_loaded && knows_alertmanager; }
@@ -203,7 +209,7 @@ if ! wait_until "$check_timeout" healthy; then
   all_alive || dead_one
   scraped || echo "stack: up{job=\"myapp\"}: $(prom_query "$prom" 'up{job="myapp"}' | tr '\n' ' ')"
   traffic || echo "stack: rate by instance: $(prom_query "$prom" 'sum by (instance) (rate(myapp_processed_ops_total{job="myapp"}[1m]))' | tr '\n' ' ')"
-  rules_loaded || echo "stack: the rule groups of deploy/prometheus/rules.yml are not loaded"
+  rules_loaded || echo "stack: the rule groups of deploy/prometheus/rules.yml and slo-rules.yml are not loaded"
   knows_alertmanager || echo "stack: Prometheus does not know Alertmanager 127.0.0.1:$am_port"
   die "Prometheus did not see all three replicas scraped and serving traffic within $check_timeout s"
 fi
