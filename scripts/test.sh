@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every test of the project: formatting, lints, unit and integration tests, the
 # smoke test against the release binary, promtool's lint of a real scrape, the
-# Prometheus rules, their unit tests and the mutants those tests must catch,
-# the deployment files, the paths the docs name, the end-to-end test with a
-# real Prometheus, the alerts end to end through a real Alertmanager, the
+# Prometheus rules and the SLO rules (generated from slo/myapp.yaml), their unit
+# tests and the mutants those tests must catch, the deployment files, the paths
+# the docs name, the end-to-end test with a real Prometheus, the alerts end to end through a real Alertmanager, the
 # rehearsal stack (scripts/stack.sh) starting and stopping cleanly, TLS and
 # basic auth of the metrics port against curl and Prometheus, the soak test,
 # and Swagger UI in a real browser.
@@ -41,8 +41,9 @@ fi
 
 step "promtool check rules, promtool test rules"
 if need_package promtool prometheus; then
-  promtool check rules deploy/prometheus/rules.yml
-  promtool test rules deploy/prometheus/rules.test.yml
+  promtool check rules deploy/prometheus/rules.yml deploy/prometheus/slo-rules.yml
+  promtool test rules deploy/prometheus/rules.test.yml \
+    deploy/prometheus/slo-rules.test.yml deploy/prometheus/slo-rules-long.test.yml
 else
   echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
 fi
@@ -57,6 +58,7 @@ fi
 
 step "deployment files"
 need_pyyaml
+python3 scripts/gen-slo-rules.py --check
 python3 scripts/gen-prometheusrule.py --check
 python3 scripts/check-deploy.py target/release/myapp
 
