@@ -30,6 +30,10 @@ e2e-alerts:
 stack:
     scripts/stack.sh
 
+# The shipped scenarios on the stack, 20 times faster, against their expect (about 5 minutes).
+e2e-scenarios:
+    scripts/e2e-scenarios.sh
+
 # Load /docs in headless chromium and check what Swagger UI renders; screenshot in target/.
 docs-test:
     scripts/docs-browser-test.sh

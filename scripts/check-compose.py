@@ -14,8 +14,9 @@
   scrapes job myapp on each replica service's port, sends alerts to the
   alertmanager service, and keeps deploy/prometheus/prometheus.yml's settings;
 - the Alertmanager config, laid out the same way, passes `amtool
-  check-config`, its webhook reaches the receiver service's port, and the
-  rest is deploy/stack/alertmanager.yml (scripts/stack.sh's);
+  check-config`, its webhooks reach the receiver service's port (one path per
+  receiver), and the rest is deploy/alertmanager/alertmanager.yml (the
+  project's routing, which scripts/stack.sh runs too);
 - Grafana's provisioning files have apiVersion 1, a Prometheus data source
   with name, type, access and a url reaching the prometheus service, and a
   file provider whose options.path is where the dashboard JSON is mounted;
@@ -42,7 +43,7 @@ except ImportError:
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "deploy/compose/compose.yaml"
 REPO_PROMETHEUS = ROOT / "deploy/prometheus/prometheus.yml"
-STACK_ALERTMANAGER = ROOT / "deploy/stack/alertmanager.yml"  # scripts/stack.sh's
+REPO_ALERTMANAGER = ROOT / "deploy/alertmanager/alertmanager.yml"  # the routing; scripts/stack.sh's too
 REPLICAS = ("myapp-1", "myapp-2", "myapp-3")
 SERVICES = (*REPLICAS, "load", "prometheus", "alertmanager", "receiver", "grafana")
 # Keys that Prometheus 3 renamed or removed: a config using them loads in one
@@ -174,13 +175,15 @@ def check_alertmanager(services, scratch):
     urls = [w.get("url") for r in config.get("receivers", []) for w in r.get("webhook_configs", [])]
     receiver = services["receiver"].get("command", [])
     listen = flag(receiver, "--listen") or ""
-    check(urls == [f"http://receiver:{listen.rpartition(':')[2]}/"],
-          f"webhooks {urls} do not reach the receiver service, which listens on {listen!r}")
-    # The rest is scripts/stack.sh's Alertmanager config.
-    stack = yaml.safe_load(STACK_ALERTMANAGER.read_text())
-    for webhook in (w for r in stack.get("receivers", []) for w in r.get("webhook_configs", [])):
-        webhook["url"] = f"http://receiver:{listen.rpartition(':')[2]}/"
-    check(config == stack, f"{source.name} differs from {STACK_ALERTMANAGER.relative_to(ROOT)} in more than the webhook's address")
+    here = f"http://receiver:{listen.rpartition(':')[2]}/"
+    check(bool(urls) and all(u.startswith(here) for u in urls),
+          f"webhooks {urls} do not all reach the receiver service, which listens on {listen!r} ({here})")
+    # The rest is the project's Alertmanager config: the same routes and
+    # receivers, each webhook at the same path of the compose receiver.
+    repo = yaml.safe_load(REPO_ALERTMANAGER.read_text())
+    for webhook in (w for r in repo.get("receivers", []) for w in r.get("webhook_configs", [])):
+        webhook["url"] = re.sub(r"^https?://[^/]+/", here, webhook["url"])
+    check(config == repo, f"{source.name} differs from {REPO_ALERTMANAGER.relative_to(ROOT)} in more than the webhooks' host")
 
 
 def check_grafana(services):

@@ -15,6 +15,12 @@ puts a value in instead.
 
 Any other `$variable` left in a query is an error: Prometheus would reject it,
 and the e2e test would not know what to put there.
+
+The queries of the SLO panels (those selecting `sloth_service="myapp"`: the
+series of the Sloth rules, deploy/prometheus/slo-rules.yml) are listed apart,
+with `--slo`, and only there: the e2e tests hold every line of the default
+output against values they compute, and they do not load the SLO rules. The
+default output says on stderr how many it left out.
 """
 import argparse
 import json
@@ -43,6 +49,8 @@ def main():
     parser.add_argument("--range", default="5m", help="value of $__range")
     parser.add_argument("--var", action="append", default=[], metavar="NAME=VALUE",
                         help="a value for a filter variable; the others are at All")
+    parser.add_argument("--slo", action="store_true",
+                        help="the queries of the SLO panels (sloth_service=\"myapp\") instead of the others")
     args = parser.parse_args()
     values = {
         "__rate_interval": args.rate_interval,
@@ -70,10 +78,14 @@ def main():
         return values[name]
 
     count = 0
+    left_out = 0
     for panel in panels(dashboard.get("panels", [])):
         for target in panel.get("targets", []):
             expr = target.get("expr")
             if not expr:
+                continue
+            if is_slo_query(expr) != args.slo:
+                left_out += 1
                 continue
             for matcher in at_all:
                 expr = matcher.sub("", expr)
@@ -87,7 +99,15 @@ def main():
             print(line)
             count += 1
     if count == 0:
-        sys.exit(f"{args.dashboard}: no queries found")
+        sys.exit(f"{args.dashboard}: no {'SLO ' if args.slo else ''}queries found")
+    if left_out and not args.slo:
+        print(f"dashboard-queries: {left_out} queries of the SLO panels left out (they read the series of "
+              f"deploy/prometheus/slo-rules.yml); --slo lists them", file=sys.stderr)
+
+
+def is_slo_query(expr):
+    """Whether a query reads the SLO series (Sloth's: sloth_service="myapp")."""
+    return 'sloth_service="myapp"' in expr
 
 
 if __name__ == "__main__":

@@ -28,7 +28,15 @@
 # After every change the myapp_workload_* gauges that Prometheus scraped equal
 # what the file says, myapp_workload_changes_total counts each change exactly
 # once per replica, and the answers the load generator got show the change in
-# force on every replica within 2 s. Alertmanager sends nothing else.
+# force on every replica within 2 s. Alertmanager sends nothing else, and
+# each notification reaches the receiver its severity routes it to.
+#
+# Alertmanager runs deploy/alertmanager/alertmanager.yml, the project's
+# routing, mechanically copied (scripts/e2e-alerts-tools.py
+# alertmanager-config): its webhooks sent to this script's receiver, which
+# records the path (/pager, /tickets: the receiver), and every group_wait,
+# group_interval, repeat_interval and resolve_timeout divided by SCALE, as the
+# rules' durations are.
 #
 # The rules are a TEST COPY of deploy/prometheus/rules.yml, made mechanically
 # at each run (scripts/e2e-alerts-tools.py shorten-rules): every for: and every
@@ -140,24 +148,13 @@ start_server "$out/receiver.log" "${tools[@]}" receiver "$out/notifications.json
 receiver=$SERVER_ADDR
 
 am_port=$(free_port)
-cat >"$out/alertmanager.yml" <<EOF
-global:
-  resolve_timeout: 5s
-route:
-  receiver: webhook
-  group_by: ['...']     # every alert its own notification
-  group_wait: 1s
-  group_interval: 1s
-  # Longer than any alert fires here: each is notified once firing, once resolved.
-  repeat_interval: 2m
-receivers:
-  - name: webhook
-    webhook_configs:
-      - url: http://$receiver/
-        send_resolved: true
-EOF
+# The project's Alertmanager config, its webhooks sent to this receiver (one
+# path per receiver: /pager, /tickets) and its durations divided by SCALE, as
+# the rules' are: group_wait 30s -> 3s, group_interval 5m -> 30s.
+am_shortened=$("${tools[@]}" alertmanager-config deploy/alertmanager/alertmanager.yml "$out/alertmanager.yml" "$SCALE" "$receiver")
+echo "e2e-alerts: test copy of deploy/alertmanager/alertmanager.yml: $am_shortened"
 am_config_ok() { amtool check-config "$out/alertmanager.yml" >"$out/amtool.txt" 2>&1; }
-check "amtool accepts the Alertmanager config" am_config_ok
+check "amtool accepts the test copy of the Alertmanager config" am_config_ok
 # No cluster listener: nothing but the loopback web port.
 start_process "$out/alertmanager.log" prometheus-alertmanager --config.file="$out/alertmanager.yml" \
   --storage.path="$out/alertmanager-data" --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address=
@@ -295,7 +292,7 @@ change_by_swap "$change"
 errors_at=$CHANGED_AT
 expect "$change"
 expect_gauges "  error_rate 1.0"
-await MyappHighErrorRatio firing "$errors_at" 90
+await MyappHighErrorRatio firing "$errors_at" 90 --receiver pager
 fired=$RECEIVED_AT
 echo "  MyappHighErrorRatio firing $(elapsed "$errors_at" "$fired") s after the change"
 # Every request failed for the whole window before it fired: the value is 100%.
@@ -311,7 +308,7 @@ change_by_swap "$initial"
 back_at=$CHANGED_AT
 expect "$initial"
 expect_gauges "  back to the first file"
-await MyappHighErrorRatio resolved "$back_at" 60
+await MyappHighErrorRatio resolved "$back_at" 60 --receiver pager
 resolved=$RECEIVED_AT
 echo "  MyappHighErrorRatio resolved $(elapsed "$back_at" "$resolved") s after the change back"
 check_notification "  MyappHighErrorRatio resolved: the same labels and summary" \
@@ -335,7 +332,7 @@ expect "$change"
 expect_gauges "  slow_rate 0.2, slow_delay_ms 3000"
 check "  answers before the slow tail were all fast" \
   answers "$(later "$back_at" 2)" "$slow_at" "${all[@]}" --none-slower 1
-await MyappHighLatencyP99 firing "$slow_at" 75
+await MyappHighLatencyP99 firing "$slow_at" 75 --receiver tickets
 fired=$RECEIVED_AT
 echo "  MyappHighLatencyP99 firing $(elapsed "$slow_at" "$fired") s after the change"
 # Where the p99 must be: the fast requests (max 20 ms) lie below the bucket
@@ -374,7 +371,7 @@ fail_at=$(now)
 expect "$initial"
 expect_gauges "  back to the first settings"
 echo "e2e-alerts: 3. every request to replica a asks ?fail=true, its error_rate still 0"
-await MyappHighLatencyP99 resolved "$fast_at" 75
+await MyappHighLatencyP99 resolved "$fast_at" 75 --receiver tickets
 resolved=$RECEIVED_AT
 echo "  MyappHighLatencyP99 resolved $(elapsed "$fast_at" "$resolved") s after the change back"
 check_notification "  MyappHighLatencyP99 resolved: the same labels and summary" \
@@ -384,7 +381,7 @@ check "  no answer to a request sent from 2 s after the change back took 1 s" \
 printf 'MyappHighLatencyP99\t-\tslow_rate 0.2 x 3000 ms (rename)\t%s\t%s\n' \
   "$(elapsed "$slow_at" "$fired")" "$(elapsed "$fast_at" "$resolved")" >>"$out/times.tsv"
 
-await MyappErrorRatioAboveConfigured firing "$fail_at" 75 --instance "${instance[a]}"
+await MyappErrorRatioAboveConfigured firing "$fail_at" 75 --instance "${instance[a]}" --receiver tickets
 fired=$RECEIVED_AT
 echo "  MyappErrorRatioAboveConfigured firing $(elapsed "$fail_at" "$fired") s after replica a's requests began to ask"
 check_notification "  MyappErrorRatioAboveConfigured firing for a: the rule's labels, summary, description with 100% and 0%" \
@@ -398,7 +395,7 @@ only_a_failed() {
     answers "$(later "$fail_at" 1)" "$ok_at" --replica b --replica c --status 200
 }
 check "  replica a answered 500 to every ?fail=true, b and c 200" only_a_failed
-await MyappErrorRatioAboveConfigured resolved "$ok_at" 75 --instance "${instance[a]}"
+await MyappErrorRatioAboveConfigured resolved "$ok_at" 75 --instance "${instance[a]}" --receiver tickets
 resolved=$RECEIVED_AT
 echo "  MyappErrorRatioAboveConfigured resolved $(elapsed "$ok_at" "$resolved") s after they stopped"
 check_notification "  MyappErrorRatioAboveConfigured resolved for a: the same labels and summary" \
@@ -412,19 +409,22 @@ sent=$(python3 - "$notes" "${instance[a]}" <<'PY'
 import json, sys
 log, a = sys.argv[1:]
 for line in open(log):
-    for alert in json.loads(line)["payload"]["alerts"]:
+    record = json.loads(line)
+    for alert in record["payload"]["alerts"]:
         labels = alert["labels"]
         where = "a" if labels.get("instance") == a else labels.get("instance", "-")
-        print(labels["alertname"], where, alert["status"])
+        print(labels["alertname"], where, alert["status"], "to", record["path"])
 PY
 )
 sent=$(sort <<<"$sent")
-expected_sent="MyappErrorRatioAboveConfigured a firing
-MyappErrorRatioAboveConfigured a resolved
-MyappHighErrorRatio - firing
-MyappHighErrorRatio - resolved
-MyappHighLatencyP99 - firing
-MyappHighLatencyP99 - resolved"
+# The critical one to the pager, the warnings to tickets
+# (deploy/alertmanager/alertmanager.yml's routes).
+expected_sent="MyappErrorRatioAboveConfigured a firing to /tickets
+MyappErrorRatioAboveConfigured a resolved to /tickets
+MyappHighErrorRatio - firing to /pager
+MyappHighErrorRatio - resolved to /pager
+MyappHighLatencyP99 - firing to /tickets
+MyappHighLatencyP99 - resolved to /tickets"
 check "the receiver got these notifications, each once, and no other: $(echo "$sent" | paste -sd, | sed 's/,/, /g')" \
   test "$sent" = "$expected_sent"
 

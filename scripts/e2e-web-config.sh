@@ -9,7 +9,9 @@
 # the token, and a again with a wrong password. Checks: up is 1, 1 and 0 (401);
 # curl: the right password 200, a wrong one or none 401, the probes open,
 # plain HTTP, no client certificate and an untrusted one refused, TLS 1.2 to b
-# refused; no password, hash, token or key in any log. Leaves its files in
+# refused; `myapp scenario` over https to b by name (--ca-file, --token-file)
+# applies and restores, and stops on an untrusted CA; no password, hash,
+# token or key in any log. Leaves its files in
 # target/e2e-web-config/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -105,6 +107,31 @@ check "b: TLS 1.3 with the token: 200" expect 200 "${trust[@]}" -H "Authorizatio
 check "b: TLS 1.2 refused (min_version TLS13)" expect 000 "${trust[@]}" --tls-max 1.2 -H "Authorization: Bearer $token" "https://$b/metrics"
 check "b: no token: 401" expect 401 "${trust[@]}" "https://$b/metrics"
 
+# --- myapp scenario over https -----------------------------------------------------
+# b by its name: localhost must reach it with localhost as TLS's server name (the
+# certificate's DNS name), and the token.
+printf 'description: e2e\nsteps:\n  - {at: 0s, set: {error_rate: 0.9}}\nend: 500ms\n' >"$out/scenario.yaml"
+b_by_name=https://localhost:${b##*:}
+b_settings() { curl -s "${trust[@]}" -H "Authorization: Bearer $token" "https://$b/admin/workload"; }
+b_before=$(b_settings)
+scenario_run() { # CA LOG: myapp scenario against b, trusting CA; true when it exits 0
+  target/release/myapp scenario "$out/scenario.yaml" --admin "$b_by_name" \
+    --token-file "$out/token" --ca-file "$1" >"$out/$2" 2>&1
+}
+scenario_ok() {
+  scenario_run "$out/ca.crt" scenario.log &&
+    [ "$(tail -n 2 "$out/scenario.log")" = "at 0s on 1 replica: set {\"error_rate\":0.9}
+at 500ms on 1 replica: end, settings from before restored" ] &&
+    [ "$(b_settings)" = "$b_before" ]
+}
+check "scenario: https to b by name with --ca-file and the token, then restored" scenario_ok
+scenario_untrusted() {
+  ! scenario_run "$out/untrusted-ca.crt" scenario-untrusted.log &&
+    grep -q "^error: $b_by_name: .*UnknownIssuer.*; nothing changed\$" "$out/scenario-untrusted.log" &&
+    [ "$(b_settings)" = "$b_before" ]
+}
+check "scenario: a certificate its --ca-file did not sign stops it before any change" scenario_untrusted
+
 # --- Prometheus ------------------------------------------------------------------
 cat >"$out/prometheus.yml" <<YAML
 global:
@@ -151,7 +178,7 @@ stop_all
 key_lines() { grep -v -- '-----' "$1"; }
 no_secret() {
   local log secret
-  for log in myapp-a.log myapp-b.log prometheus.log; do
+  for log in myapp-a.log myapp-b.log prometheus.log scenario.log scenario-untrusted.log; do
     for secret in "$password" "$token" "$hash" $(key_lines "$out/server.key") $(key_lines "$out/prometheus.key"); do
       if grep -qF -- "$secret" "$out/$log"; then
         echo "    $log holds a secret"

@@ -2,7 +2,8 @@
 # scripts/stack.sh, tested: on free ports of its own (through the STACK_*
 # variables, so the default ports of a stack someone runs are left alone):
 #   1. `scripts/stack.sh --check` says PASS and exits 0: Prometheus scraped the
-#      three replicas and saw traffic on each, a test alert reached the receiver;
+#      three replicas and saw traffic on each, test alerts reached the receiver
+#      routed (pager, tickets) and inhibited as deploy/alertmanager/ says;
 #      then no process it started is left and every port is free again.
 #   2. A second run on the same ports, as a person runs it (until Ctrl-C): it
 #      comes up, SIGINT stops it with status 130, and again nothing is left and

@@ -6,16 +6,19 @@
 #   - `myapp load` sending STACK_RATE requests per second to their /work, in turn;
 #   - Prometheus with the repository's prometheus.yml (the targets are the
 #     three replicas), rules.yml and slo-rules.yml, sending its alerts to
-#   - Alertmanager (deploy/stack/alertmanager.yml), which notifies
+#   - Alertmanager with the project's routing (deploy/alertmanager/alertmanager.yml,
+#     the receiver's port substituted), which notifies
 #   - a webhook receiver (scripts/e2e-alerts-tools.py receiver --print) that
-#     prints one line per alert on this terminal, firing and resolved.
+#     prints one line per alert on this terminal, firing and resolved, with
+#     the receiver it was routed to (pager or tickets: one path each).
 # It prints every URL and the commands that run a scenario against the
 # replicas, then runs until Ctrl-C, which stops everything it started.
 #
 #   scripts/stack.sh           until Ctrl-C
 #   scripts/stack.sh --check   starts everything, waits until Prometheus
 #                              scrapes the three replicas and sees traffic on
-#                              each, and a test alert reaches the receiver;
+#                              each, and test alerts reach the receiver
+#                              routed and inhibited as the config says;
 #                              prints PASS, stops everything, exits 0 (1 and
 #                              the reason otherwise). For scripts/stack-test.sh.
 #
@@ -25,7 +28,13 @@
 #   STACK_ALERTMANAGER_PORT  9093
 #   STACK_RECEIVER_PORT      9095
 # and STACK_RATE (20, requests per second over all replicas), STACK_CHECK_TIMEOUT
-# (120 s, --check only). State and logs: target/stack/, emptied at each start.
+# (120 s, --check only), STACK_TIME_SCALE (1: for scripts/e2e-scenarios.sh, N
+# runs the stack N times faster: every range and for: of the rules, the scrape
+# and evaluation intervals and Alertmanager's waits divided by N),
+# STACK_SCRAPE_INTERVAL (empty: 15 s divided by STACK_TIME_SCALE; a Prometheus
+# duration such as 500ms sets the scrape and evaluation intervals instead, for
+# a scale whose divided interval would be too short to be realistic).
+# State and logs: target/stack/, emptied at each start.
 # Installs Prometheus and Alertmanager when they are missing and we are root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +53,8 @@ am_port=${STACK_ALERTMANAGER_PORT:-9093}
 receiver_port=${STACK_RECEIVER_PORT:-9095}
 rate=${STACK_RATE:-20}
 check_timeout=${STACK_CHECK_TIMEOUT:-120}
+scale=${STACK_TIME_SCALE:-1}
+scrape_interval=${STACK_SCRAPE_INTERVAL:-}
 out=$PWD/target/stack
 myapp=${CARGO_TARGET_DIR:-target}/release/myapp
 tools=(python3 scripts/e2e-alerts-tools.py)
@@ -95,23 +106,44 @@ done
 PIDS+=("$!")
 started "$!" receiver
 
-sed "s|http://127.0.0.1:9095/|http://127.0.0.1:$receiver_port/|" deploy/stack/alertmanager.yml >"$out/alertmanager.yml"
+# The project's routing as it is, with this receiver's port in each webhook.
+sed "s|http://127.0.0.1:9095/|http://127.0.0.1:$receiver_port/|" deploy/alertmanager/alertmanager.yml >"$out/alertmanager.yml"
+# The rule files prometheus.yml names (rules.yml, slo-rules.yml), each
+# shortened by the same factor when the stack runs faster.
+rules=()
+for name in rules.yml slo-rules.yml; do
+  if [ "$scale" = 1 ]; then
+    rules+=("$PWD/deploy/prometheus/$name")
+  else
+    "${tools[@]}" shorten-rules "deploy/prometheus/$name" "$out/$name" "$scale" >/dev/null
+    rules+=("$out/$name")
+  fi
+done
+if [ "$scale" != 1 ]; then
+  "${tools[@]}" alertmanager-config deploy/alertmanager/alertmanager.yml "$out/alertmanager.yml" \
+    "$scale" "127.0.0.1:$receiver_port" >/dev/null
+fi
 # No cluster listener: nothing but the loopback web port.
 start_process "$out/alertmanager.log" prometheus-alertmanager --config.file="$out/alertmanager.yml" \
   --storage.path="$out/alertmanager-data" --web.listen-address="127.0.0.1:$am_port" --cluster.listen-address=
 started "$LAST_PID" alertmanager
 
 # The repository's prometheus.yml, with these targets, the real rules and the Alertmanager.
-python3 - "$out/prometheus.yml" "127.0.0.1:$am_port" "${replicas[@]}" <<'PY'
+python3 - "$out/prometheus.yml" "$scale" "$scrape_interval" "127.0.0.1:$am_port" "${replicas[@]}" "--" "${rules[@]}" <<'PY'
 import sys
 from pathlib import Path
 
 import yaml
 
-path, alertmanager, *targets = sys.argv[1:]
+args = sys.argv[1:]
+path, scale, scrape_interval, alertmanager, *targets = args[:args.index("--")]
+rules = args[args.index("--") + 1:]
 config = yaml.safe_load(Path("deploy/prometheus/prometheus.yml").read_text())
-# Its rule files (rules.yml, slo-rules.yml), by absolute path.
-config["rule_files"] = [str(Path("deploy/prometheus", name).resolve()) for name in config["rule_files"]]
+# Its rule files (rules.yml, slo-rules.yml), by absolute path, or their scaled copies.
+config["rule_files"] = rules
+if scale != "1" or scrape_interval:
+    interval = scrape_interval or f"{15000 // int(scale)}ms"
+    config["global"].update(scrape_interval=interval, evaluation_interval=interval)
 job = next(j for j in config["scrape_configs"] if j["job_name"] == "myapp")
 job["static_configs"] = [{"targets": targets}]
 config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
@@ -152,7 +184,7 @@ cat <<EOF
 
   Prometheus     $prom         (alerts: $prom/alerts)
   Alertmanager   $alertmanager
-  receiver       http://127.0.0.1:$receiver_port   (prints each notification here)
+  receiver       http://127.0.0.1:$receiver_port/pager, /tickets   (prints each notification here, with its receiver)
 $(for address in "${replicas[@]}"; do
   printf '  replica        http://%s/metrics   http://%s/docs\n' "$address" "$address"
 done)
@@ -162,7 +194,7 @@ done)
   Rehearse an incident (another terminal, from $PWD):
     $myapp scenario scenarios/error-spike.yaml ${admins[*]}
     $myapp scenario scenarios/latency-tail.yaml ${admins[*]}
-    $myapp scenario scenarios/sick-replica.yaml ${admins[*]}
+    $myapp scenario scenarios/sick-replica.yaml ${admins[*]:0:2}   (one replica)
     $myapp scenario scenarios/recovery.yaml ${admins[*]}
   (--dry-run prints the changes without making them.) Logs: $out/
 
@@ -216,11 +248,31 @@ fi
 say "Prometheus scrapes the three replicas and sees traffic on each: $(prom_query "$prom" \
   'sum by (instance) (rate(myapp_processed_ops_total{job="myapp"}[1m]))' | tr '\n' ' ')"
 
-# Alertmanager reaches the receiver: a test alert, notified after group_wait.
-curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' "$alertmanager/api/v2/alerts" \
-  -d '[{"labels": {"alertname": "StackCheck", "severity": "none"}, "annotations": {"summary": "scripts/stack.sh --check"}}]' ||
-  die "Alertmanager refused a test alert"
-received() { grep -q '"StackCheck"' "$out/notifications.jsonl"; }
-wait_until 30 received || die "the test alert did not reach the receiver within 30 s; see $out/alertmanager.log"
-say "a test alert went through Alertmanager to the receiver"
+# Alertmanager reaches the receiver at both paths, routed and inhibited as
+# deploy/alertmanager/alertmanager.yml says: three test alerts, notified after
+# its group_wait (30 s): a page and a ticket of the same SLO (the ticket is
+# inhibited) and a warning (to tickets).
+summary='"annotations": {"summary": "scripts/stack.sh --check"}'
+curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' "$alertmanager/api/v2/alerts" -d "[
+  {\"labels\": {\"alertname\": \"StackCheckBurn\", \"severity\": \"page\", \"sloth_service\": \"myapp\", \"sloth_slo\": \"check\"}, $summary},
+  {\"labels\": {\"alertname\": \"StackCheckBurn\", \"severity\": \"ticket\", \"sloth_service\": \"myapp\", \"sloth_slo\": \"check\"}, $summary},
+  {\"labels\": {\"alertname\": \"StackCheckWarning\", \"severity\": \"warning\"}, $summary}]" ||
+  die "Alertmanager refused the test alerts"
+# "ALERTNAME SEVERITY PATH" of each alert the receiver got.
+got() {
+  python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    record = json.loads(line)
+    for alert in record["payload"]["alerts"]:
+        print(alert["labels"]["alertname"], alert["labels"]["severity"], record["path"])' "$out/notifications.jsonl" 2>/dev/null | sort
+}
+both() { [ "$(got | wc -l)" -ge 2 ]; }
+wait_until 60 both || die "the test alerts did not reach the receiver within 60 s (got: $(got | paste -sd,)); see $out/alertmanager.log"
+sleep 2  # the inhibited ticket would have come with them
+expected="StackCheckBurn page /pager
+StackCheckWarning warning /tickets"
+[ "$(got)" = "$expected" ] ||
+  die "the receiver got [$(got | paste -sd,)], expected [$(paste -sd, <<<"$expected")]: the page to /pager, its ticket inhibited, the warning to /tickets"
+say "test alerts went through Alertmanager to the receiver: the page to /pager, the warning to /tickets, the ticket inhibited by the page"
 echo "stack --check: PASS"

@@ -2,8 +2,9 @@
 # Every test of the project: formatting, lints, unit and integration tests, the
 # smoke test against the release binary, promtool's lint of a real scrape, the
 # Prometheus rules and the SLO rules (generated from slo/myapp.yaml), their unit
-# tests and the mutants those tests must catch, the deployment files, the paths
-# the docs name, the end-to-end test with a real Prometheus, the alerts end to end through a real Alertmanager, the
+# tests and the mutants those tests must catch, the scenarios' expected alerts,
+# the deployment files, the paths the docs name, the end-to-end test with a
+# real Prometheus, the alerts end to end through a real Alertmanager, the
 # rehearsal stack (scripts/stack.sh) starting and stopping cleanly, TLS and
 # basic auth of the metrics port against curl and Prometheus, the soak test,
 # and Swagger UI in a real browser.
@@ -56,9 +57,22 @@ else
   echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
 fi
 
-step "deployment files"
+step "each scenario fires the alerts it expects, by its time (scripts/scenario-alerts.py)"
+if need_package promtool prometheus; then
+  need_pyyaml
+  python3 scripts/scenario-alerts.py
+else
+  echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
+fi
+
+step "deployment files, the dashboard's queries (promtool), the Alertmanager routes (amtool)"
 need_pyyaml
 python3 scripts/gen-slo-rules.py --check
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+# check-deploy.py fails, saying which, when promtool or amtool is missing.
+install_packages "${missing[@]}" || true
 python3 scripts/gen-prometheusrule.py --check
 python3 scripts/check-deploy.py target/release/myapp
 
@@ -83,6 +97,9 @@ scripts/e2e-alerts.sh
 
 step "the rehearsal stack: scripts/stack.sh --check, then Ctrl-C leaves nothing running"
 timeout 240 scripts/stack-test.sh
+
+step "each shipped scenario on the stack: the alerts its expect names fire, the others do not, all resolve"
+timeout 900 scripts/e2e-scenarios.sh
 
 step "--web-config-file: TLS, client certificates, basic auth, with curl and Prometheus"
 scripts/e2e-web-config.sh

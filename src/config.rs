@@ -6,7 +6,10 @@ use clap::{
     Args, Parser, Subcommand, ValueEnum,
 };
 
-use crate::workload::{Invalid, Naming, Settings, SHARE_RULE};
+use crate::{
+    load::LoadArgs,
+    workload::{Invalid, Naming, Settings, SHARE_RULE},
+};
 
 /// Default histogram buckets in seconds: fine between 0.1 s and 2.5 s, the range
 /// of the default 0 to 2 s workload, with a few edges below and one above.
@@ -33,6 +36,10 @@ pub struct Cli {
 pub enum Command {
     /// Print the OpenAPI spec as JSON and exit.
     Openapi,
+    /// Send GET requests to URLs at a constant rate and summarise what came back.
+    Load(LoadArgs),
+    /// Apply a scenario file's workload changes to replicas at their times, then restore.
+    Scenario(crate::scenario::ScenarioArgs),
 }
 
 /// Every setting of the service.
@@ -196,6 +203,12 @@ impl Config {
 pub fn error_line(err: &clap::Error) -> String {
     let message = err.to_string();
     let first = message.lines().next().unwrap_or_default();
+    // A missing argument's name is on the next line: bring it onto this one.
+    if let Some(ContextValue::Strings(names)) = err.get(ContextKind::InvalidArg) {
+        if err.kind() == clap::error::ErrorKind::MissingRequiredArgument {
+            return format!("{first} {}", names.join(", "));
+        }
+    }
     match err.get(ContextKind::ValidValue) {
         Some(ContextValue::Strings(values)) => match values.split_last() {
             Some((last, [])) => format!("{first}: expected {last}"),
@@ -430,6 +443,17 @@ mod tests {
             error_line(&err),
             "error: invalid value '2' for '--error-rate <ERROR_RATE>': must be between 0.0 and 1.0"
         );
+    }
+
+    #[test]
+    fn a_missing_argument_is_named_on_the_same_line() {
+        let err = Cli::try_parse_from(["myapp", "load"]).unwrap_err();
+        assert_eq!(
+            error_line(&err),
+            "error: the following required arguments were not provided: <URL>..."
+        );
+        // The other side: given, it parses.
+        assert!(Cli::try_parse_from(["myapp", "load", "http://h/"]).is_ok());
     }
 
     #[test]

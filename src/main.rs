@@ -6,6 +6,7 @@ use std::{
 use clap::Parser;
 use myapp::{
     config::{self, Cli, Command},
+    load::{self, LoadArgs},
     server::{open_files, shutdown::Shutdown},
     startup::{self, Application},
     telemetry,
@@ -31,8 +32,11 @@ async fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    if let Some(Command::Openapi) = cli.command {
-        return print_openapi();
+    match cli.command {
+        Some(Command::Openapi) => return print_openapi(),
+        Some(Command::Load(args)) => return load(args).await,
+        Some(Command::Scenario(args)) => return myapp::scenario::run(args).await,
+        None => {}
     }
     let config = cli.config;
     if let Err(err) = config.validate() {
@@ -94,6 +98,33 @@ fn print_openapi() -> ExitCode {
         Err(err) if err.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: cannot write the OpenAPI spec: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `myapp load` until its duration ends or SIGINT/SIGTERM, then prints the
+/// summary: one JSON object with --json, else a table.
+async fn load(args: LoadArgs) -> ExitCode {
+    let stop = match load::stop_signal() {
+        Ok(stop) => stop,
+        Err(err) => return usage_error(&format!("error: cannot listen for signals: {err}")),
+    };
+    let summary = match load::run(&args, stop).await {
+        Ok(summary) => summary,
+        Err(err) => return usage_error(&format!("error: {err}")),
+    };
+    let text = if args.json {
+        summary.to_json()
+    } else {
+        summary.to_string()
+    };
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: cannot write the summary: {err}");
             ExitCode::FAILURE
         }
     }
