@@ -34,6 +34,9 @@
 # STACK_SCRAPE_INTERVAL (empty: 15 s divided by STACK_TIME_SCALE; a Prometheus
 # duration such as 500ms sets the scrape and evaluation intervals instead, for
 # a scale whose divided interval would be too short to be realistic).
+# STACK_HISTORY (3d: Prometheus starts with that much past of the healthy
+# workload at STACK_RATE, divided by STACK_TIME_SCALE, so the SLO windows are
+# full as in production; 0: none).
 # State and logs: target/stack/, emptied at each start.
 # Installs Prometheus and Alertmanager when they are missing and we are root.
 set -euo pipefail
@@ -55,6 +58,7 @@ rate=${STACK_RATE:-20}
 check_timeout=${STACK_CHECK_TIMEOUT:-120}
 scale=${STACK_TIME_SCALE:-1}
 scrape_interval=${STACK_SCRAPE_INTERVAL:-}
+history=${STACK_HISTORY:-3d}
 out=$PWD/target/stack
 myapp=${CARGO_TARGET_DIR:-target}/release/myapp
 tools=(python3 scripts/e2e-alerts-tools.py)
@@ -98,6 +102,21 @@ for port in "${replica_ports[@]}"; do
   started "$LAST_PID" "replica-$port"
   replicas+=("127.0.0.1:$port")
 done
+
+# Every replica answers, and the load runs before Prometheus starts: its first
+# scrape already sees traffic, where the backfilled history ends.
+up_within() {  # NAME URL LOG: waits 30 s for URL to answer 2xx
+  wait_until 30 curl -sf -o /dev/null "$2" || die "$1 did not answer $2 within 30 s; see $3"
+}
+for port in "${replica_ports[@]}"; do
+  up_within "replica $port" "http://127.0.0.1:$port/healthz" "$out/myapp-$port.log"
+done
+
+# --- the load ---------------------------------------------------------------------------------------
+urls=()
+for address in "${replicas[@]}"; do urls+=("http://$address/work"); done
+start_process "$out/load.log" "$myapp" load --rate "$rate" "${urls[@]}"
+started "$LAST_PID" load
 
 # --- the receiver, Alertmanager, Prometheus ----------------------------------------------------------
 # The receiver prints on this terminal; its own log (the requests) goes to a file.
@@ -152,6 +171,28 @@ Path(path).write_text(header + yaml.safe_dump(config, sort_keys=False))
 PY
 promtool check config "$out/prometheus.yml" >"$out/promtool.txt" 2>&1 ||
   die "promtool rejects $out/prometheus.yml: $(cat "$out/promtool.txt")"
+# A healthy past: STACK_HISTORY (scaled) of STACK_RATE requests per second on
+# the workload file, backfilled, so that the SLO rules' long windows (up to 3d)
+# start full, as in production, and a scenario burns the budget as fast there.
+if [ "$history" != 0 ]; then
+  read -r history_s interval_ms < <(python3 - "$history" "$scale" "$out/prometheus.yml" <<'PY'
+import re, sys, yaml
+units = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+ms = lambda text: sum(int(n) * units[u] for n, u in re.findall(r"(\d+)(ms|[smhd])", text))
+interval = yaml.safe_load(open(sys.argv[3]))["global"]["scrape_interval"]
+print(ms(sys.argv[1]) / 1000 / int(sys.argv[2]), ms(interval))
+PY
+  )
+  # A sample every 4 scrapes: enough for the windows it fills (a scenario's
+  # short windows hold its own scrapes), and quick to write. It ends 10 s from now, when Prometheus has started and the load is running:
+  # Prometheus takes no sample before a block's end, so the stack's own series
+  # begin where the history stops, without a gap (a gap without requests
+  # would leave the long windows that much shorter, and fire them sooner).
+  "${tools[@]}" history "$out/history.om" "$history_s" "$((interval_ms * 4))" "$rate" "$out/workload.json" --lead 10
+  promtool tsdb create-blocks-from openmetrics --quiet "$out/history.om" "$out/prometheus-data" \
+    >"$out/history.log" 2>&1 || die "promtool could not backfill the history: $(tail -3 "$out/history.log")"
+  rm "$out/history.om"
+fi
 start_process "$out/prometheus.log" prometheus --config.file="$out/prometheus.yml" \
   --storage.tsdb.path="$out/prometheus-data" --web.listen-address="127.0.0.1:$prom_port"
 started "$LAST_PID" prometheus
@@ -159,23 +200,11 @@ prom=http://127.0.0.1:$prom_port
 alertmanager=http://127.0.0.1:$am_port
 
 # --- every server answers --------------------------------------------------------------------------
-up_within() {  # NAME URL LOG: waits 30 s for URL to answer 2xx
-  wait_until 30 curl -sf -o /dev/null "$2" || die "$1 did not answer $2 within 30 s; see $3"
-}
-for port in "${replica_ports[@]}"; do
-  up_within "replica $port" "http://127.0.0.1:$port/healthz" "$out/myapp-$port.log"
-done
 # The receiver answers only POST; any answer means it listens.
 wait_until 30 curl -s -o /dev/null "http://127.0.0.1:$receiver_port/" ||
   die "the receiver did not listen on $receiver_port within 30 s; see $out/receiver.log"
 up_within Alertmanager "$alertmanager/-/ready" "$out/alertmanager.log"
 up_within Prometheus "$prom/-/ready" "$out/prometheus.log"
-
-# --- the load ----------------------------------------------------------------------------------------
-urls=()
-for address in "${replicas[@]}"; do urls+=("http://$address/work"); done
-start_process "$out/load.log" "$myapp" load --rate "$rate" "${urls[@]}"
-started "$LAST_PID" load
 
 # --- what to open, what to run ----------------------------------------------------------------------
 admins=()
@@ -196,6 +225,9 @@ done)
     $myapp scenario scenarios/latency-tail.yaml ${admins[*]}
     $myapp scenario scenarios/sick-replica.yaml ${admins[*]:0:2}   (one replica)
     $myapp scenario scenarios/recovery.yaml ${admins[*]}
+    $myapp scenario scenarios/fast-burn.yaml ${admins[*]}       (the SLO page, after 49m)
+    $myapp scenario scenarios/slow-burn.yaml ${admins[*]}       (the SLO ticket, after 10h17m)
+    $myapp scenario scenarios/within-budget.yaml ${admins[*]}   (nothing)
   (--dry-run prints the changes without making them.) Logs: $out/
 
 EOF

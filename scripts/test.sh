@@ -98,8 +98,8 @@ scripts/e2e-alerts.sh
 step "the rehearsal stack: scripts/stack.sh --check, then Ctrl-C leaves nothing running"
 timeout 240 scripts/stack-test.sh
 
-step "each shipped scenario on the stack: the alerts its expect names fire, the others do not, all resolve"
-timeout 900 scripts/e2e-scenarios.sh
+step "each shipped scenario on the stack: the alerts its expect names fire (SLO alerts to their receiver), the others do not, all resolve"
+timeout 1200 scripts/e2e-scenarios.sh
 
 step "--web-config-file: TLS, client certificates, basic auth, with curl and Prometheus"
 scripts/e2e-web-config.sh
