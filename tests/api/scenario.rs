@@ -77,7 +77,7 @@ fn unknown_keys_are_refused_wherever_they_are() {
     );
     assert_eq!(
         parse("description: t\nexpect:\n  - {alert: A, by: 1s, within: 2s}\nsteps:\n  - {at: 0s, set: {error_rate: 1}}\nend: 1s\n"),
-        Err("expect[0]: unknown field `within`, expected one of `alert`, `fires`, `by` at line 3 column 24".into())
+        Err("expect[0]: unknown field `within`, expected one of `alert`, `severity`, `fires`, `by` at line 3 column 24".into())
     );
     assert_eq!(
         parse(&steps(&["{at: 0s, set: {error_rat: 0.9}}"], "1s")),
