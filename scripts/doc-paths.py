@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PREFIXES = ("src", "deploy", "scripts", "docs", "examples", "crates", "benches", "openapi", "tests", ".ci", "scenarios")
+PREFIXES = ("src", "deploy", "scripts", "docs", "examples", "crates", "benches", "openapi", "tests", ".ci", "slo",
+            "scenarios")
 README_MAX_LINES = 300
 # A path: one of the prefixes, a slash, then path characters; not part of a
 # URL, an absolute path or a longer word (the look-behind).

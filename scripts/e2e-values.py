@@ -527,7 +527,7 @@ class Checker:
                 continue
             t_eval = max(s[-1][0] for _, s in samples)
             got = [(m, v) for m, s in samples for t, v in s if t == t_eval]
-            window = 300 if name.endswith("5m") else 60
+            window = self.rule_window(name)
             f = self.factors(t_eval, window, drop_after=0.25)
             try:
                 handler(name, got, f, window)
@@ -535,7 +535,16 @@ class Checker:
                 self.report(False, f"{name}: {err}")
         return handled, len(recorded)
 
+    def rule_window(self, name):
+        """The range, in seconds, a recorded series' name says it rates over."""
+        if name.startswith("slo:sli_error:ratio_rate"):
+            suffix = name.rsplit("rate", 1)[1]
+            return int(suffix[:-1]) * {"m": 60, "h": 3600, "d": 86400}[suffix[-1]]
+        return 300 if name.endswith("5m") else 60
+
     def recorded_handler(self, name):
+        if name.startswith("slo:") or name == "sloth_slo_info":
+            return self.r_slo
         return {
             "job_status:myapp_processed_ops:rate1m": self.r_by_status,
             "job_status:myapp_processed_ops:rate5m": self.r_by_status,
@@ -549,6 +558,68 @@ class Checker:
             "job:myapp_request_duration_seconds:p90_rate5m": self.r_quantile(0.9),
             "job:myapp_request_duration_seconds:p99_rate5m": self.r_quantile(0.99),
         }.get(name)
+
+    # The SLO rules (deploy/prometheus/slo-rules.yml), per SLO of the spec.
+    SLO_LE = 2.5  # the latency SLO's threshold, le="2.5" in slo/myapp.yaml
+
+    def r_slo(self, name, got, f, window):
+        import yaml
+        spec = {s["name"]: s for s in yaml.safe_load(Path("slo/myapp.yaml").read_text())["slos"]}
+        # Each SLO's rules are groups of their own, evaluated at their own
+        # offsets: take each SLO's last evaluation, not the latest of all.
+        have = {}
+        for metric, samples in query(self.url, f"{name}[5s]", self.at):
+            have[metric["sloth_slo"]] = (metric, samples[-1][0], samples[-1][1])
+        if set(have) != set(spec):
+            self.report(False, f"{name}: SLOs {sorted(have)}, expected {sorted(spec)}")
+            return
+
+        for slo, (metric, t_eval, value) in sorted(have.items()):
+            def recorded(series):
+                # What that SLO's other rule held when this one was evaluated.
+                return query(self.url, f'{series}{{sloth_slo="{slo}"}}', t_eval)[0][1]
+
+            f = self.factors(t_eval, window, drop_after=0.25)
+            budget = 1 - spec[slo]["objective"] / 100
+            if name == "slo:sli_error:ratio_rate30d":
+                samples = query(self.url, f'slo:sli_error:ratio_rate5m{{sloth_slo="{slo}"}}[30d]', t_eval)[0][1]
+                want, how = [sum(v for _, v in samples) / len(samples)], "the mean of its recorded 5m ratios"
+            elif name.startswith("slo:sli_error:ratio_rate") and slo == "availability":
+                good = [s for s in {s for sent in self.sent.values() for s in sent} if not s.startswith("4")]
+                want = [sum(c[n] * self.errors(n) for n in self.replicas)
+                        / sum(c[n] * self.total(n, good) for n in self.replicas) for c in self.combos(f)]
+                how = "curl's 5xx / curl's answers but 4xx, per-replica weights"
+            elif name.startswith("slo:sli_error:ratio_rate") and slo == "latency":
+                slowest = max(max(times) for times in self.client.values())
+                if slowest >= self.SLO_LE:
+                    self.report(False, f"{name}: curl saw a request of {slowest:.3f} s; the test needs all under {self.SLO_LE} s")
+                    continue
+                want, how = [0.0], f"curl saw every request answered within {slowest:.3f} s"
+            elif name == "slo:objective:ratio":
+                want, how = [spec[slo]["objective"] / 100], "the spec's objective"
+            elif name == "slo:error_budget:ratio":
+                want, how = [budget], "1 - the spec's objective"
+            elif name == "slo:time_period:days":
+                want, how = [30], "Sloth's default period"
+            elif name == "slo:current_burn_rate:ratio":
+                want, how = [recorded("slo:sli_error:ratio_rate5m") / budget], "the 5m ratio / the budget"
+            elif name == "slo:period_burn_rate:ratio":
+                want, how = [recorded("slo:sli_error:ratio_rate30d") / budget], "the 30d ratio / the budget"
+            elif name == "slo:period_error_budget_remaining:ratio":
+                want, how = [1 - recorded("slo:period_burn_rate:ratio")], "1 - the period burn rate"
+            elif name == "sloth_slo_info":
+                ok = metric.get("sloth_objective") == f"{spec[slo]['objective']:g}"
+                want, how = [1.0 if ok else math.nan], f"1, with sloth_objective {metric.get('sloth_objective')}"
+            else:
+                self.report(False, f"no expected value known for the recorded series {name}")
+                continue
+            if all(math.isnan(w) for w in want) and math.isnan(value):
+                # A 5m ratio of 0/0 (no traffic yet) is NaN, and so is any
+                # mean over it: Sloth's period ratio is NaN for 30 days after.
+                self.report(True, f"{name}{{sloth_slo={slo}}} NaN ({how}: a 5m window without traffic)")
+                continue
+            self.compare(f"{name}{{sloth_slo={slo}}} ({how})", {"": value}, [{"": w} for w in want],
+                         "exact, 1e-9 relative")
 
     def r_by_status(self, name, got, f, window):
         have = {m["status"]: v for m, v in got}

@@ -15,6 +15,14 @@ render the values), and checks that each alert with `by` is firing at that
 time, and that each `fires: false` alert is firing at no evaluation from the
 start to the end. Prints each scenario's result, then PASS or FAIL; leaves its
 files in target/scenario-alerts/.
+
+A scenario that expects anything of the SLO alerts (deploy/prometheus/slo-rules.yml:
+fast-burn, slow-burn, within-budget) is skipped, saying so: their windows reach
+3d, so the baseline would have to be 3 days of 15 s samples (17,280 a series)
+and promtool would evaluate every rule at each of them, minutes per file. The
+SLO rules' own tests (deploy/prometheus/slo-rules.test.yml) pin each threshold
+and window, and scripts/e2e-scenarios.sh runs these files on a real
+Prometheus with a backfilled 3d past.
 """
 import json
 import re
@@ -160,9 +168,17 @@ def main():
             rule.pop("annotations", None)
     (OUT / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
     paths = [Path(p).resolve() for p in sys.argv[1:]] or sorted((ROOT / "scenarios").glob("*.yaml"))
-    results = [check(path, rules) for path in paths]
+    alerts = alert_rules(rules)
+    results = []
+    for path in paths:
+        others = sorted({e["alert"] for e in yaml.safe_load(path.read_text()).get("expect", [])} - set(alerts))
+        if others:
+            print(f"  skip  {path.name}: expects {', '.join(others)} of slo-rules.yml, whose 3d windows need "
+                  f"3 days of baseline: too slow for promtool here; scripts/e2e-scenarios.sh checks it")
+            continue
+        results.append(check(path, rules))
     passed = sum(results)
-    print(f"scenario-alerts: {'PASS' if all(results) else 'FAIL'} ({passed} of {len(results)} scenarios)")
+    print(f"scenario-alerts: {'PASS' if all(results) else 'FAIL'} ({passed} of {len(results)} scenarios; {len(paths) - len(results)} skipped)")
     sys.exit(0 if all(results) else 1)
 
 

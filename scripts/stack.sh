@@ -5,7 +5,7 @@
 #     healthy (a copy of deploy/stack/workload.json in target/stack/);
 #   - `myapp load` sending STACK_RATE requests per second to their /work, in turn;
 #   - Prometheus with the repository's prometheus.yml (the targets are the
-#     three replicas) and rules.yml, sending its alerts to
+#     three replicas), rules.yml and slo-rules.yml, sending its alerts to
 #   - Alertmanager with the project's routing (deploy/alertmanager/alertmanager.yml,
 #     the receiver's port substituted), which notifies
 #   - a webhook receiver (scripts/e2e-alerts-tools.py receiver --print) that
@@ -30,7 +30,14 @@
 # and STACK_RATE (20, requests per second over all replicas), STACK_CHECK_TIMEOUT
 # (120 s, --check only), STACK_TIME_SCALE (1: for scripts/e2e-scenarios.sh, N
 # runs the stack N times faster: every range and for: of the rules, the scrape
-# and evaluation intervals and Alertmanager's waits divided by N). State and logs: target/stack/, emptied at each start.
+# and evaluation intervals and Alertmanager's waits divided by N),
+# STACK_SCRAPE_INTERVAL (empty: 15 s divided by STACK_TIME_SCALE; a Prometheus
+# duration such as 500ms sets the scrape and evaluation intervals instead, for
+# a scale whose divided interval would be too short to be realistic).
+# STACK_HISTORY (3d: Prometheus starts with that much past of the healthy
+# workload at STACK_RATE, divided by STACK_TIME_SCALE, so the SLO windows are
+# full as in production; 0: none).
+# State and logs: target/stack/, emptied at each start.
 # Installs Prometheus and Alertmanager when they are missing and we are root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +57,8 @@ receiver_port=${STACK_RECEIVER_PORT:-9095}
 rate=${STACK_RATE:-20}
 check_timeout=${STACK_CHECK_TIMEOUT:-120}
 scale=${STACK_TIME_SCALE:-1}
+scrape_interval=${STACK_SCRAPE_INTERVAL:-}
+history=${STACK_HISTORY:-3d}
 out=$PWD/target/stack
 myapp=${CARGO_TARGET_DIR:-target}/release/myapp
 tools=(python3 scripts/e2e-alerts-tools.py)
@@ -94,6 +103,21 @@ for port in "${replica_ports[@]}"; do
   replicas+=("127.0.0.1:$port")
 done
 
+# Every replica answers, and the load runs before Prometheus starts: its first
+# scrape already sees traffic, where the backfilled history ends.
+up_within() {  # NAME URL LOG: waits 30 s for URL to answer 2xx
+  wait_until 30 curl -sf -o /dev/null "$2" || die "$1 did not answer $2 within 30 s; see $3"
+}
+for port in "${replica_ports[@]}"; do
+  up_within "replica $port" "http://127.0.0.1:$port/healthz" "$out/myapp-$port.log"
+done
+
+# --- the load ---------------------------------------------------------------------------------------
+urls=()
+for address in "${replicas[@]}"; do urls+=("http://$address/work"); done
+start_process "$out/load.log" "$myapp" load --rate "$rate" "${urls[@]}"
+started "$LAST_PID" load
+
 # --- the receiver, Alertmanager, Prometheus ----------------------------------------------------------
 # The receiver prints on this terminal; its own log (the requests) goes to a file.
 "${tools[@]}" receiver "$out/notifications.jsonl" --listen "127.0.0.1:$receiver_port" --print \
@@ -103,12 +127,20 @@ started "$!" receiver
 
 # The project's routing as it is, with this receiver's port in each webhook.
 sed "s|http://127.0.0.1:9095/|http://127.0.0.1:$receiver_port/|" deploy/alertmanager/alertmanager.yml >"$out/alertmanager.yml"
-rules=$PWD/deploy/prometheus/rules.yml
+# The rule files prometheus.yml names (rules.yml, slo-rules.yml), each
+# shortened by the same factor when the stack runs faster.
+rules=()
+for name in rules.yml slo-rules.yml; do
+  if [ "$scale" = 1 ]; then
+    rules+=("$PWD/deploy/prometheus/$name")
+  else
+    "${tools[@]}" shorten-rules "deploy/prometheus/$name" "$out/$name" "$scale" >/dev/null
+    rules+=("$out/$name")
+  fi
+done
 if [ "$scale" != 1 ]; then
   "${tools[@]}" alertmanager-config deploy/alertmanager/alertmanager.yml "$out/alertmanager.yml" \
     "$scale" "127.0.0.1:$receiver_port" >/dev/null
-  "${tools[@]}" shorten-rules "$rules" "$out/rules.yml" "$scale" >/dev/null
-  rules=$out/rules.yml
 fi
 # No cluster listener: nothing but the loopback web port.
 start_process "$out/alertmanager.log" prometheus-alertmanager --config.file="$out/alertmanager.yml" \
@@ -116,17 +148,20 @@ start_process "$out/alertmanager.log" prometheus-alertmanager --config.file="$ou
 started "$LAST_PID" alertmanager
 
 # The repository's prometheus.yml, with these targets, the real rules and the Alertmanager.
-python3 - "$out/prometheus.yml" "$rules" "$scale" "127.0.0.1:$am_port" "${replicas[@]}" <<'PY'
+python3 - "$out/prometheus.yml" "$scale" "$scrape_interval" "127.0.0.1:$am_port" "${replicas[@]}" "--" "${rules[@]}" <<'PY'
 import sys
 from pathlib import Path
 
 import yaml
 
-path, rules, scale, alertmanager, *targets = sys.argv[1:]
+args = sys.argv[1:]
+path, scale, scrape_interval, alertmanager, *targets = args[:args.index("--")]
+rules = args[args.index("--") + 1:]
 config = yaml.safe_load(Path("deploy/prometheus/prometheus.yml").read_text())
-config["rule_files"] = [rules]
-if scale != "1":
-    interval = f"{15000 // int(scale)}ms"
+# Its rule files (rules.yml, slo-rules.yml), by absolute path, or their scaled copies.
+config["rule_files"] = rules
+if scale != "1" or scrape_interval:
+    interval = scrape_interval or f"{15000 // int(scale)}ms"
     config["global"].update(scrape_interval=interval, evaluation_interval=interval)
 job = next(j for j in config["scrape_configs"] if j["job_name"] == "myapp")
 job["static_configs"] = [{"targets": targets}]
@@ -136,6 +171,28 @@ Path(path).write_text(header + yaml.safe_dump(config, sort_keys=False))
 PY
 promtool check config "$out/prometheus.yml" >"$out/promtool.txt" 2>&1 ||
   die "promtool rejects $out/prometheus.yml: $(cat "$out/promtool.txt")"
+# A healthy past: STACK_HISTORY (scaled) of STACK_RATE requests per second on
+# the workload file, backfilled, so that the SLO rules' long windows (up to 3d)
+# start full, as in production, and a scenario burns the budget as fast there.
+if [ "$history" != 0 ]; then
+  read -r history_s interval_ms < <(python3 - "$history" "$scale" "$out/prometheus.yml" <<'PY'
+import re, sys, yaml
+units = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+ms = lambda text: sum(int(n) * units[u] for n, u in re.findall(r"(\d+)(ms|[smhd])", text))
+interval = yaml.safe_load(open(sys.argv[3]))["global"]["scrape_interval"]
+print(ms(sys.argv[1]) / 1000 / int(sys.argv[2]), ms(interval))
+PY
+  )
+  # A sample every 4 scrapes: enough for the windows it fills (a scenario's
+  # short windows hold its own scrapes), and quick to write. It ends 10 s from now, when Prometheus has started and the load is running:
+  # Prometheus takes no sample before a block's end, so the stack's own series
+  # begin where the history stops, without a gap (a gap without requests
+  # would leave the long windows that much shorter, and fire them sooner).
+  "${tools[@]}" history "$out/history.om" "$history_s" "$((interval_ms * 4))" "$rate" "$out/workload.json" --lead 10
+  promtool tsdb create-blocks-from openmetrics --quiet "$out/history.om" "$out/prometheus-data" \
+    >"$out/history.log" 2>&1 || die "promtool could not backfill the history: $(tail -3 "$out/history.log")"
+  rm "$out/history.om"
+fi
 start_process "$out/prometheus.log" prometheus --config.file="$out/prometheus.yml" \
   --storage.tsdb.path="$out/prometheus-data" --web.listen-address="127.0.0.1:$prom_port"
 started "$LAST_PID" prometheus
@@ -143,23 +200,11 @@ prom=http://127.0.0.1:$prom_port
 alertmanager=http://127.0.0.1:$am_port
 
 # --- every server answers --------------------------------------------------------------------------
-up_within() {  # NAME URL LOG: waits 30 s for URL to answer 2xx
-  wait_until 30 curl -sf -o /dev/null "$2" || die "$1 did not answer $2 within 30 s; see $3"
-}
-for port in "${replica_ports[@]}"; do
-  up_within "replica $port" "http://127.0.0.1:$port/healthz" "$out/myapp-$port.log"
-done
 # The receiver answers only POST; any answer means it listens.
 wait_until 30 curl -s -o /dev/null "http://127.0.0.1:$receiver_port/" ||
   die "the receiver did not listen on $receiver_port within 30 s; see $out/receiver.log"
 up_within Alertmanager "$alertmanager/-/ready" "$out/alertmanager.log"
 up_within Prometheus "$prom/-/ready" "$out/prometheus.log"
-
-# --- the load ----------------------------------------------------------------------------------------
-urls=()
-for address in "${replicas[@]}"; do urls+=("http://$address/work"); done
-start_process "$out/load.log" "$myapp" load --rate "$rate" "${urls[@]}"
-started "$LAST_PID" load
 
 # --- what to open, what to run ----------------------------------------------------------------------
 admins=()
@@ -180,6 +225,9 @@ done)
     $myapp scenario scenarios/latency-tail.yaml ${admins[*]}
     $myapp scenario scenarios/sick-replica.yaml ${admins[*]:0:2}   (one replica)
     $myapp scenario scenarios/recovery.yaml ${admins[*]}
+    $myapp scenario scenarios/fast-burn.yaml ${admins[*]}       (the SLO page, after 49m)
+    $myapp scenario scenarios/slow-burn.yaml ${admins[*]}       (the SLO ticket, after 10h17m)
+    $myapp scenario scenarios/within-budget.yaml ${admins[*]}   (nothing)
   (--dry-run prints the changes without making them.) Logs: $out/
 
 EOF
@@ -209,10 +257,15 @@ scraped() { [ "$(prom_query "$prom" 'count(up{job="myapp"} == 1) == 3')" ]; }
 traffic() {
   [ "$(prom_query "$prom" 'count(sum by (instance) (rate(myapp_processed_ops_total{job="myapp"}[1m])) > 0) == 3')" ]
 }
+# Every group of the rule files the config names.
+expected_groups=$(python3 -c '
+import sys, yaml
+print(" ".join(sorted(g["name"] for f in sys.argv[1:] for g in yaml.safe_load(open(f))["groups"])))
+' deploy/prometheus/rules.yml deploy/prometheus/slo-rules.yml)
 rules_loaded() {
   [ "$(curl -sf "$prom/api/v1/rules" | python3 -c '
 import json, sys
-print(" ".join(sorted(g["name"] for g in json.load(sys.stdin)["data"]["groups"])))')" = "myapp.alerts myapp.rules" ]
+print(" ".join(sorted(g["name"] for g in json.load(sys.stdin)["data"]["groups"])))')" = "$expected_groups" ]
 }
 knows_alertmanager() { curl -sf "$prom/api/v1/alertmanagers" | grep -qF "127.0.0.1:$am_port"; }
 healthy() { all_alive && scraped && traffic && rules_loaded && knows_alertmanager; }
@@ -220,7 +273,7 @@ if ! wait_until "$check_timeout" healthy; then
   all_alive || dead_one
   scraped || echo "stack: up{job=\"myapp\"}: $(prom_query "$prom" 'up{job="myapp"}' | tr '\n' ' ')"
   traffic || echo "stack: rate by instance: $(prom_query "$prom" 'sum by (instance) (rate(myapp_processed_ops_total{job="myapp"}[1m]))' | tr '\n' ' ')"
-  rules_loaded || echo "stack: the rule groups of deploy/prometheus/rules.yml are not loaded"
+  rules_loaded || echo "stack: the rule groups of deploy/prometheus/rules.yml and slo-rules.yml are not loaded"
   knows_alertmanager || echo "stack: Prometheus does not know Alertmanager 127.0.0.1:$am_port"
   die "Prometheus did not see all three replicas scraped and serving traffic within $check_timeout s"
 fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test of the project: formatting, lints, unit and integration tests, the
 # smoke test against the release binary, promtool's lint of a real scrape, the
-# Prometheus rules, their unit tests and the mutants those tests must catch,
-# the scenarios' expected alerts,
+# Prometheus rules and the SLO rules (generated from slo/myapp.yaml), their unit
+# tests and the mutants those tests must catch, the scenarios' expected alerts,
 # the deployment files, the paths the docs name, the end-to-end test with a
 # real Prometheus, the alerts end to end through a real Alertmanager, the
 # rehearsal stack (scripts/stack.sh) starting and stopping cleanly, TLS and
@@ -42,8 +42,9 @@ fi
 
 step "promtool check rules, promtool test rules"
 if need_package promtool prometheus; then
-  promtool check rules deploy/prometheus/rules.yml
-  promtool test rules deploy/prometheus/rules.test.yml
+  promtool check rules deploy/prometheus/rules.yml deploy/prometheus/slo-rules.yml
+  promtool test rules deploy/prometheus/rules.test.yml \
+    deploy/prometheus/slo-rules.test.yml deploy/prometheus/slo-rules-long.test.yml
 else
   echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
 fi
@@ -66,6 +67,7 @@ fi
 
 step "deployment files, the dashboard's queries (promtool), the Alertmanager routes (amtool)"
 need_pyyaml
+python3 scripts/gen-slo-rules.py --check
 missing=()
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
@@ -96,8 +98,8 @@ scripts/e2e-alerts.sh
 step "the rehearsal stack: scripts/stack.sh --check, then Ctrl-C leaves nothing running"
 timeout 240 scripts/stack-test.sh
 
-step "each shipped scenario on the stack: the alerts its expect names fire, the others do not, all resolve"
-timeout 900 scripts/e2e-scenarios.sh
+step "each shipped scenario on the stack: the alerts its expect names fire (SLO alerts to their receiver), the others do not, all resolve"
+timeout 1200 scripts/e2e-scenarios.sh
 
 step "--web-config-file: TLS, client certificates, basic auth, with curl and Prometheus"
 scripts/e2e-web-config.sh

@@ -63,13 +63,27 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// The alert's name, as in `deploy/prometheus/rules.yml`.
+    /// The alert's name, as in `deploy/prometheus/rules.yml` or `slo-rules.yml`.
     pub alert: String,
+    /// Its `severity` label, when the name alone does not say which alert:
+    /// an SLO's page and ticket alerts share their name. None: any severity.
+    pub severity: Option<String>,
     /// Whether it fires; `false` means it must not fire before `end`.
     #[serde(default = "fires_by_default")]
     pub fires: bool,
     /// Fires by then (time since the scenario began); required when it fires.
     pub by: Option<Offset>,
+}
+
+impl Expect {
+    /// How messages name it: `MyappHighErrorRatio`, or
+    /// `MyappAvailabilityBudgetBurn severity=page` with a severity.
+    pub fn name(&self) -> String {
+        match &self.severity {
+            Some(severity) => format!("{} severity={severity}", self.alert),
+            None => self.alert.clone(),
+        }
+    }
 }
 
 fn fires_by_default() -> bool {
@@ -227,14 +241,26 @@ impl Scenario {
             ));
         }
         for (index, expect) in self.expect.iter().enumerate() {
-            let name = format!("expect[{index}] ({})", expect.alert);
+            let name = format!("expect[{index}] ({})", expect.name());
             if expect.alert.trim().is_empty() {
                 return Err(format!("expect[{index}]: alert must name an alert"));
             }
-            if self.expect[..index]
-                .iter()
-                .any(|other| other.alert == expect.alert)
+            if expect
+                .severity
+                .as_deref()
+                .is_some_and(|s| s.trim().is_empty())
             {
+                return Err(format!(
+                    "{name}: severity must name a severity, or be left out"
+                ));
+            }
+            // Without a severity an entry speaks for every severity of the alert.
+            if self.expect[..index].iter().any(|other| {
+                other.alert == expect.alert
+                    && (other.severity.is_none()
+                        || expect.severity.is_none()
+                        || other.severity == expect.severity)
+            }) {
                 return Err(format!("{name}: the alert is named twice"));
             }
             match (expect.fires, expect.by) {

@@ -286,8 +286,8 @@ pub fn timeline(file: &str, scenario: &Scenario) -> String {
     ));
     for expect in &scenario.expect {
         lines.push(match expect.by {
-            Some(by) if expect.fires => format!("expect {} to fire by {by}", expect.alert),
-            _ => format!("expect {} not to fire", expect.alert),
+            Some(by) if expect.fires => format!("expect {} to fire by {by}", expect.name()),
+            _ => format!("expect {} not to fire", expect.name()),
         });
     }
     lines.iter().map(|line| format!("{line}\n")).collect()

@@ -77,7 +77,7 @@ fn unknown_keys_are_refused_wherever_they_are() {
     );
     assert_eq!(
         parse("description: t\nexpect:\n  - {alert: A, by: 1s, within: 2s}\nsteps:\n  - {at: 0s, set: {error_rate: 1}}\nend: 1s\n"),
-        Err("expect[0]: unknown field `within`, expected one of `alert`, `fires`, `by` at line 3 column 24".into())
+        Err("expect[0]: unknown field `within`, expected one of `alert`, `severity`, `fires`, `by` at line 3 column 24".into())
     );
     assert_eq!(
         parse(&steps(&["{at: 0s, set: {error_rat: 0.9}}"], "1s")),
@@ -261,38 +261,91 @@ fn expectations_say_by_when_an_alert_fires_or_that_it_does_not() {
     );
 }
 
-/// Every alert of `deploy/prometheus/rules.yml`, read with a YAML parser.
-fn alerts_of_the_rules() -> BTreeSet<String> {
-    let rules: Value =
-        serde_yaml::from_str(&std::fs::read_to_string("deploy/prometheus/rules.yml").unwrap())
-            .unwrap();
-    rules["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|group| group["rules"].as_array().unwrap())
-        .filter_map(|rule| rule["alert"].as_str().map(str::to_string))
-        .collect()
+#[test]
+fn a_severity_tells_apart_the_alerts_of_one_name_and_is_named_in_messages() {
+    let with = |expect: &str| {
+        parse(&format!(
+            "description: t\nexpect:\n{expect}steps:\n  - {{at: 0s, set: {{error_rate: 1}}}}\nend: 10m\n"
+        ))
+    };
+    let both = with(
+        "  - {alert: A, severity: page, by: 1m}\n  - {alert: A, severity: ticket, fires: false}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        both.expect.iter().map(|e| e.name()).collect::<Vec<_>>(),
+        ["A severity=page", "A severity=ticket"]
+    );
+    assert_eq!(both.expect[1].severity.as_deref(), Some("ticket"));
+    assert_eq!(
+        with("  - {alert: A, severity: page, by: 1m}\n  - {alert: A, severity: page, fires: false}\n"),
+        Err("expect[1] (A severity=page): the alert is named twice".into())
+    );
+    // Without a severity an entry speaks for every severity: either order.
+    assert_eq!(
+        with("  - {alert: A, by: 1m}\n  - {alert: A, severity: ticket, fires: false}\n"),
+        Err("expect[1] (A severity=ticket): the alert is named twice".into())
+    );
+    assert_eq!(
+        with("  - {alert: A, severity: page, by: 1m}\n  - {alert: A, fires: false}\n"),
+        Err("expect[1] (A): the alert is named twice".into())
+    );
+    assert_eq!(
+        with("  - {alert: A, severity: '', by: 1m}\n"),
+        Err("expect[0] (A severity=): severity must name a severity, or be left out".into())
+    );
+    assert_eq!(
+        with("  - {alert: A, severity: page}\n"),
+        Err("expect[0] (A severity=page): by must say when the alert fires at the latest".into())
+    );
+}
+
+/// Every alert of `deploy/prometheus/rules.yml` and `slo-rules.yml`, with its
+/// severity label, read with a YAML parser.
+fn alerts_of_the_rules() -> BTreeSet<(String, String)> {
+    [
+        "deploy/prometheus/rules.yml",
+        "deploy/prometheus/slo-rules.yml",
+    ]
+    .iter()
+    .flat_map(|path| {
+        let rules: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        rules["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|group| group["rules"].as_array().unwrap().clone())
+            .filter_map(|rule| {
+                let alert = rule["alert"].as_str()?.to_string();
+                Some((alert, rule["labels"]["severity"].as_str()?.to_string()))
+            })
+            .collect::<Vec<_>>()
+    })
+    .collect()
 }
 
 #[test]
 fn every_shipped_scenario_is_valid_and_names_only_alerts_of_the_rules() {
     let alerts = alerts_of_the_rules();
-    assert_eq!(alerts.len(), 5, "{alerts:?}");
+    // 5 threshold alerts, and a page and a ticket alert for each of the 2 SLOs.
+    assert_eq!(alerts.len(), 9, "{alerts:?}");
     let mut names = Vec::new();
     for entry in std::fs::read_dir("scenarios").unwrap() {
         let path = entry.unwrap().path();
         let scenario = Scenario::load(&path, CAP).unwrap_or_else(|err| panic!("{err}"));
         for expect in &scenario.expect {
             assert!(
-                alerts.contains(&expect.alert),
+                alerts.iter().any(|(alert, severity)| *alert == expect.alert
+                    && expect.severity.as_ref().is_none_or(|s| s == severity)),
                 "{}: {}",
                 path.display(),
-                expect.alert
+                expect.name()
             );
         }
-        assert!(
+        // within-budget.yaml is the one whose point is that nothing fires.
+        assert_eq!(
             scenario.expect.iter().any(|expect| expect.fires),
+            !path.ends_with("within-budget.yaml"),
             "{}",
             path.display()
         );
@@ -303,9 +356,12 @@ fn every_shipped_scenario_is_valid_and_names_only_alerts_of_the_rules() {
         names,
         [
             "error-spike.yaml",
+            "fast-burn.yaml",
             "latency-tail.yaml",
             "recovery.yaml",
-            "sick-replica.yaml"
+            "sick-replica.yaml",
+            "slow-burn.yaml",
+            "within-budget.yaml"
         ]
     );
 }
