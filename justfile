@@ -18,7 +18,7 @@ smoke-test:
 openapi:
     cargo run --quiet -- openapi > openapi/openapi.json
 
-# Three replicas and a real Prometheus (text and protobuf): exact counts, rules, dashboard queries.
+# Three replicas and a real Prometheus (text and protobuf): exact counts, rules (the SLO rules too), dashboard queries.
 e2e:
     scripts/e2e-prometheus.sh
 
@@ -38,9 +38,10 @@ e2e-scenarios:
 docs-test:
     scripts/docs-browser-test.sh
 
-# Check that deploy/ agrees with itself and with `myapp --help`.
+# Check that deploy/ agrees with itself, with the SLO spec and with `myapp --help`.
 check-deploy:
     cargo build --release --locked --quiet
+    python3 scripts/gen-slo-rules.py --check
     python3 scripts/gen-prometheusrule.py --check
     python3 scripts/check-deploy.py target/release/myapp
 
