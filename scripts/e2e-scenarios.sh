@@ -116,6 +116,15 @@ run_stack() {
   local name
   for name in "$@"; do run_scenario "$name"; done
   stop_stack
+  # The stack stops every process it started.
+  local left
+  left=$(awk '{ print $1 }' target/stack/pids | while read -r pid; do kill -0 "$pid" 2>/dev/null && echo "$pid"; done || true)
+  if [ -n "$left" ]; then
+    echo "  FAIL  processes the stack started are still running: $left"
+    failed=1
+  else
+    echo "  ok    the stack at x$scale stopped every process it started"
+  fi
   cp "$notifications" "$out/notifications-$scale.jsonl" 2>/dev/null || true
 }
 
