@@ -51,7 +51,13 @@ threshold_alerts=$(python3 -c '
 import yaml
 print(" ".join(r["alert"] for g in yaml.safe_load(open("deploy/prometheus/rules.yml"))["groups"]
                for r in g["rules"] if "alert" in r))')
-declare -A IGNORED=([20]="" [60]="" [600]="$threshold_alerts")
+# At 20 times faster the threshold scenarios run back to back, so the SLO
+# alerts' long windows (1h is 3 minutes there) hold the errors of the
+# scenarios before: error-spike's and sick-replica's errors add up to a page
+# during recovery, which production, an hour apart, would not see. The SLO
+# alerts are judged by the SLO scenarios, each with its backfilled past.
+slo_alerts="MyappAvailabilityBudgetBurn MyappLatencyBudgetBurn"
+declare -A IGNORED=([20]="$slo_alerts" [60]="" [600]="$threshold_alerts")
 # In the order they run; within a stack, a scenario that must fire nothing
 # before one that burns (the long windows remember a burn).
 ALL=(error-spike latency-tail sick-replica recovery fast-burn within-budget slow-burn)
