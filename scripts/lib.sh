@@ -211,3 +211,39 @@ run_waited() {
   forget_pid "$pid"
   return "$status"
 }
+
+# use_trixie_tools PACKAGE...: puts Debian 13 ("trixie") packages, newer than
+# Debian 12's, first on PATH without touching the system's apt sources: a
+# private sources list and package lists under tools/trixie/apt, the packages
+# downloaded (apt-get download) and unpacked (dpkg-deb -x) into tools/trixie.
+# Unpacks each package once; returns 1, saying why, when one cannot be had.
+# Used for Prometheus 2.53.3 (prometheus, promtool) and Alertmanager 0.28.1
+# (prometheus-alertmanager).
+TRIXIE_TOOLS=${TRIXIE_TOOLS:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tools/trixie}
+use_trixie_tools() {
+  local apt=$TRIXIE_TOOLS/apt package missing=()
+  for package in "$@"; do
+    [ -e "$TRIXIE_TOOLS/.unpacked-$package" ] || missing+=("$package")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "downloading from Debian 13 (trixie) into $TRIXIE_TOOLS: ${missing[*]}"
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs"
+    echo 'deb http://deb.debian.org/debian trixie main' >"$apt/sources.list"
+    local options=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+      -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o Debug::NoLocking=1
+      -o APT::Sandbox::User="$(id -un)")
+    if ! apt-get "${options[@]}" -qq update ||
+      ! (cd "$apt/debs" && apt-get "${options[@]}" -qq download "${missing[@]}"); then
+      echo "could not download ${missing[*]} from Debian 13 (trixie)" >&2
+      return 1
+    fi
+    for package in "${missing[@]}"; do
+      dpkg-deb -x "$(ls "$apt/debs/${package}"_*.deb)" "$TRIXIE_TOOLS" && touch "$TRIXIE_TOOLS/.unpacked-$package"
+    done
+    rm -rf "$apt/debs"
+  fi
+  case ":$PATH:" in
+    *":$TRIXIE_TOOLS/usr/bin:"*) ;;
+    *) export PATH="$TRIXIE_TOOLS/usr/bin:$PATH" ;;
+  esac
+}
