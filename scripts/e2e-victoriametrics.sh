@@ -292,9 +292,9 @@ PY
 # ratio_rate30d, period_burn_rate, period_error_budget_remaining) take half a
 # minute after the traffic.
 read -r shipped_rules recorded < <(python3 -c '
-import sys, yaml
+import json, sys, yaml
 rules = [r for f in sys.argv[1:] for g in yaml.safe_load(open(f))["groups"] for r in g["rules"]]
-print(len(rules), *sorted({r["record"] + "{%s}" % ",".join('%s="%s"' % kv for kv in sorted(r.get("labels", {}).items()))
+print(len(rules), *sorted({r["record"] + "{%s}" % ",".join("%s=%s" % (k, json.dumps(v)) for k, v in sorted(r.get("labels", {}).items()))
                            for r in rules if "record" in r}))' \
   deploy/prometheus/rules.yml deploy/prometheus/slo-rules.yml)
 missing_records() {
