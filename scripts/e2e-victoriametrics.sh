@@ -88,10 +88,10 @@ start_server "$out/vmagent.log" vmagent "${vmagent_flags[@]}" -httpListenAddr=12
   -remoteWrite.tmpDataPath="$out/vmagent-data"
 vmagent_pid=$SERVER_PID
 
-check "promtool check config --agent accepts deploy/prometheus/agent.yml" \
-  promtool check config --agent deploy/prometheus/agent.yml
+agent_config_ok() { promtool check config --agent "$1" >>"$out/promtool.txt" 2>&1; }
+check "promtool check config --agent accepts deploy/prometheus/agent.yml" agent_config_ok deploy/prometheus/agent.yml
 config deploy/prometheus/agent.yml "$out/agent.yml" "$vm/api/v1/write"
-check "promtool check config --agent accepts the test's copy" promtool check config --agent "$out/agent.yml"
+check "promtool check config --agent accepts the test's copy" agent_config_ok "$out/agent.yml"
 agent_port=$(free_port)
 start_process "$out/prometheus-agent.log" prometheus --enable-feature=agent --config.file="$out/agent.yml" \
   --storage.agent.path="$out/agent-data" --web.listen-address="127.0.0.1:$agent_port"
