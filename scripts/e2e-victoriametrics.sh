@@ -129,6 +129,7 @@ fi
 start=$(date +%s)
 
 # --- the traffic ----------------------------------------------------------------------
+# shellcheck disable=SC2016 # the sh -c script expands its own arguments
 for name in "${names[@]}"; do
   for _ in $(seq "${ok_plan[$name]}"); do echo "${addr[$name]} false"; done
   for _ in $(seq "${fail_plan[$name]}"); do echo "${addr[$name]} true"; done
@@ -176,11 +177,11 @@ for collector in vmagent prometheus-agent; do
   echo "e2e-victoriametrics: the store says, for collector=$collector:"
   for metric in myapp_processed_ops_total myapp_request_duration_seconds_count; do
     sum="sum${by[$metric]:+ by (${by[$metric]})}"
-    for query in "$sum ($metric$selector)" "$sum (increase($metric$selector[$window]))"; do
+    for query in "$sum ($metric$selector)" "$sum (increase(${metric}${selector}[$window]))"; do
       got=$(prom_query "$vm" "$query" || true)
       check "  $query: $(echo "$got" | xargs)" test "$got" = "${expected[$metric]}"
     done
-    query="sum by (instance${by[$metric]:+, ${by[$metric]}}) (increase($metric$selector[$window]))"
+    query="sum by (instance${by[$metric]:+, ${by[$metric]}}) (increase(${metric}${selector}[$window]))"
     got=$(prom_query "$vm" "$query" || true)
     check "  $query: $(echo "$got" | awk '{print $2}' | xargs)" test "$got" = "${expected[$metric/replica]}"
   done
@@ -297,16 +298,16 @@ rules = [r for f in sys.argv[1:] for g in yaml.safe_load(open(f))["groups"] for 
 print(len(rules), *sorted({r["record"] + "{%s}" % ",".join("%s=%s" % (k, json.dumps(v)) for k, v in sorted(r.get("labels", {}).items()))
                            for r in rules if "record" in r}))' \
   deploy/prometheus/rules.yml deploy/prometheus/slo-rules.yml)
-missing_records() {
-  missing=
+all_recorded() {
+  absent=
   for record in $recorded; do
-    prom_query "$vm" "$record" >/dev/null 2>&1 || missing="$missing $record"
+    prom_query "$vm" "$record" >/dev/null 2>&1 || absent="$absent $record"
   done
-  [ -z "$missing" ]
+  [ -z "$absent" ]
 }
-wait_until 60 missing_records || true
+wait_until 60 all_recorded || true
 echo "e2e-victoriametrics: vmalert:"
-check "  each of the $(wc -w <<<"$recorded") recording rules wrote series to the store${missing:+ (missing:$missing)}" test -z "$missing"
+check "  each of the $(wc -w <<<"$recorded") recording rules wrote series to the store${absent:+ (none from:$absent)}" test -z "$absent"
 # Then every rule loaded, each evaluated over all that, none unhealthy.
 curl -sf "$vmalert/api/v1/rules" >"$out/vmalert-rules.json" || true
 read -r loaded unhealthy < <(python3 -c '
