@@ -152,8 +152,8 @@ check "every request answered ($(wc -l <"$out/statuses.txt") of $total)" test "$
 # VictoriaMetrics' increase() does not extrapolate, as Prometheus's does: over
 # a window that holds the whole run (the store began with this test, the
 # collectors stored every counter's 0 before the traffic), it is the last
-# sample minus that 0, a whole number. Prometheus's would stretch the change
-# to the window's edges and give a fraction. Both the last samples and that
+# sample minus that 0, a whole number. Prometheus's would extrapolate toward
+# the window's end and give a fraction. Both the last samples and that
 # increase() must equal the requests sent.
 window=$(($(date +%s) - start + 120))s
 # myapp_processed_ops_total counts by status; the histogram has no status
