@@ -3,12 +3,12 @@
 # smoke test against the release binary, promtool's lint of a real scrape, the
 # Prometheus rules and the SLO rules (generated from slo/myapp.yaml), their unit
 # tests and the mutants those tests must catch, the scenarios' expected alerts,
-# the deployment files, the paths the docs name, the end-to-end test with a
-# real Prometheus, VictoriaMetrics (vmagent, a Prometheus agent, vmalert), the
-# alerts end to end through a real Alertmanager, the
-# rehearsal stack (scripts/stack.sh) starting and stopping cleanly, TLS and
-# basic auth of the metrics port against curl and Prometheus, the soak test,
-# and Swagger UI in a real browser.
+# the PromQL grammar of every shipped expression, the deployment files, the
+# paths the docs name, the end-to-end test with a real Prometheus,
+# VictoriaMetrics (vmagent, a Prometheus agent, vmalert), the alerts end to end
+# through a real Alertmanager, the rehearsal stack (scripts/stack.sh) starting
+# and stopping cleanly, TLS and basic auth of the metrics port against curl and
+# Prometheus, the soak test, and Swagger UI in a real browser.
 # Installs what it needs when run as root (as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +64,16 @@ if need_package promtool prometheus; then
   python3 scripts/scenario-alerts.py
 else
   echo "!!! SKIPPED: promtool is missing and we are not root to install it (apt-get install prometheus)"
+fi
+
+step "every shipped PromQL expression parses with Prometheus 3's grammar (scripts/promql-grammar.py)"
+if need_package node nodejs && need_package npm npm; then
+  need_pyyaml
+  npm ci --prefix scripts/promql-grammar --no-audit --no-fund
+  python3 scripts/promql-grammar.py --self-test
+  python3 scripts/promql-grammar.py
+else
+  echo "!!! SKIPPED: node or npm is missing and we are not root to install them (apt-get install nodejs npm)"
 fi
 
 step "deployment files, the dashboard's queries (promtool), the Alertmanager routes (amtool)"
