@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Alerts, proven end to end. Three replicas of the release binary share one
 # --workload-file, as the pods of a Deployment share a mounted ConfigMap. A
-# real Prometheus scrapes them every second and sends its alerts to a real
-# Alertmanager, which notifies a webhook receiver that this script runs
+# real Prometheus (Debian 13's 2.53.3, use_trixie_tools) scrapes them every
+# second and sends its alerts to a real Alertmanager (Debian 13's 0.28.1),
+# which notifies a webhook receiver that this script runs
 # (scripts/e2e-alerts-tools.py receiver: every POST body lands in
 # target/e2e-alerts/notifications.jsonl). A load generator of the script's own
 # sends a few requests per second to each replica. The file starts laid out
@@ -25,6 +26,9 @@
 #      MyappErrorRatioAboveConfigured arrives firing for replica a alone (its
 #      description saying it is configured to 0%); when the requests stop
 #      asking, it arrives resolved.
+# Prometheus scrapes as one without native histograms does: OpenMetrics text,
+# every scrape (myapp's debug log says so), with exemplar-storage; the trace
+# id of a request sent with a traceparent comes back from query_exemplars.
 # After every change the myapp_workload_* gauges that Prometheus scraped equal
 # what the file says, myapp_workload_changes_total counts each change exactly
 # once per replica, and the answers the load generator got show the change in
@@ -60,13 +64,11 @@ tools=(python3 scripts/e2e-alerts-tools.py)
 rm -rf "$out"
 mkdir -p "$out/control"
 
-missing=()
-command -v prometheus >/dev/null || missing+=(prometheus)
-command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
-if ! install_packages "${missing[@]}"; then
-  echo "e2e-alerts: FAIL: missing ${missing[*]} and we are not root to install (apt-get install ${missing[*]})"
+if ! use_trixie_tools prometheus promtool prometheus-alertmanager; then
+  echo "e2e-alerts: FAIL: Debian 13's prometheus, promtool and prometheus-alertmanager could not be had"
   exit 1
 fi
+echo "e2e-alerts: $(server_versions prometheus promtool prometheus-alertmanager amtool)"
 need_pyyaml
 cargo build --release --locked --quiet
 
@@ -136,7 +138,8 @@ names=(a b c)
 declare -A public instance
 instances=()
 for name in "${names[@]}"; do
-  start_myapp "$out/myapp-$name.log" --workload-file "$wl_file"
+  # The debug line of each scrape says which format it was answered in.
+  RUST_LOG=info,myapp::exposition=debug start_myapp "$out/myapp-$name.log" --workload-file "$wl_file"
   public[$name]=$MYAPP_ADDR
   instance[$name]=$MYAPP_METRICS_ADDR
   instances+=("$MYAPP_METRICS_ADDR")
@@ -181,7 +184,7 @@ prom_config_ok() { promtool check config "$out/prometheus.yml" >"$out/promtool-c
 check "promtool accepts the generated Prometheus config" prom_config_ok
 prom_port=$(free_port)
 start_process "$out/prometheus.log" prometheus --config.file="$out/prometheus.yml" \
-  --storage.tsdb.path="$out/tsdb" --web.listen-address="127.0.0.1:$prom_port"
+  --storage.tsdb.path="$out/tsdb" --web.listen-address="127.0.0.1:$prom_port" --enable-feature=exemplar-storage
 prom=http://127.0.0.1:$prom_port
 echo "e2e-alerts: prometheus $prom, alertmanager $alertmanager, receiver http://$receiver"
 
@@ -218,6 +221,16 @@ expect_gauges() {
   fi
 }
 expect_gauges "started from the file"
+
+# OpenMetrics text, and its exemplars: one request to replica a with a
+# traceparent and no delay lands in the lowest bucket (le=0.005), where the
+# load's requests (5 ms at least) never do, so no other exemplar replaces it.
+trace_id=$(printf '%08x' $RANDOM $RANDOM $RANDOM $RANDOM)
+curl -s -o /dev/null -H "traceparent: 00-$trace_id-00f067aa0ba902b7-01" "http://${public[a]}/work?delay_ms=0"
+bucket_exemplar() { [ "$(prom_exemplars "$prom" myapp_request_duration_seconds_bucket "$trace_id")" = myapp_request_duration_seconds_bucket ]; }
+check "query_exemplars returns trace $trace_id on myapp_request_duration_seconds_bucket, from OpenMetrics" \
+  wait_until 10 bucket_exemplar
+check_scrape_format openmetrics "$out" "${names[@]}"
 
 # An invalid file: logged with the reason, counted, nothing else changes.
 change_by_swap '{"error_rate": 1.5}'

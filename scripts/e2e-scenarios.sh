@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The shipped scenarios, proven end to end on what users run: scripts/stack.sh
 # (three replicas on the healthy workload file, `myapp load`, Prometheus with
-# the project's rules, Alertmanager, the receiver), and `myapp scenario` with
+# the project's rules, Alertmanager, the receiver; Debian 13's Prometheus
+# 2.53.3 and Alertmanager 0.28.1, put first on PATH by use_trixie_tools), and
+# `myapp scenario` with
 # each file of scenarios/. For each scenario, the notifications that reach the
 # receiver must match its `expect`: each alert with `by` notified firing by
 # then, each `fires: false` alert not before the scenario's end; then every
@@ -76,6 +78,11 @@ mkdir -p "$out"
 myapp=${CARGO_TARGET_DIR:-target}/release/myapp
 notifications=$PWD/target/stack/notifications.jsonl
 need_pyyaml
+if ! use_trixie_tools prometheus promtool prometheus-alertmanager; then
+  echo "e2e-scenarios: FAIL: Debian 13's prometheus, promtool and prometheus-alertmanager could not be had"
+  exit 1
+fi
+echo "e2e-scenarios: $(server_versions prometheus promtool prometheus-alertmanager)"
 
 # Free ports, so that a stack a user runs on the usual ones is left alone.
 read -r -a ports <<<"$(python3 -c '

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# --web-config-file against a real Prometheus and curl, with a CA and
+# --web-config-file against a real Prometheus (Debian 13's 2.53.3,
+# use_trixie_tools) and curl, with a CA and
 # certificates made here by openssl. Two replicas of the release binary:
 #   a: TLS with client certificates required (RequireAndVerifyClientCert) and
 #      basic auth (a bcrypt hash made by Python's bcrypt);
@@ -21,10 +22,15 @@ out=$PWD/target/e2e-web-config
 rm -rf "$out"
 mkdir -p "$out"
 
-if ! need_package prometheus prometheus || ! need_package openssl openssl; then
-  echo "e2e-web-config: FAIL: prometheus or openssl is missing and we are not root to install them"
+if ! need_package openssl openssl; then
+  echo "e2e-web-config: FAIL: openssl is missing and we are not root to install it"
   exit 1
 fi
+if ! use_trixie_tools prometheus; then
+  echo "e2e-web-config: FAIL: Debian 13's prometheus could not be had"
+  exit 1
+fi
+echo "e2e-web-config: $(server_versions prometheus)"
 python3 -c 'import bcrypt' 2>/dev/null || pip install --quiet bcrypt
 cargo build --release --locked --quiet
 

@@ -247,3 +247,42 @@ use_trixie_tools() {
     *) export PATH="$TRIXIE_TOOLS/usr/bin:$PATH" ;;
   esac
 }
+
+# server_versions COMMAND...: "COMMAND VERSION" of each, comma-separated on one
+# line, from its --version (Alertmanager's goes to stderr), for the logs: which
+# Prometheus and Alertmanager a run used.
+server_versions() {
+  local command line=
+  for command in "$@"; do
+    line+="${line:+, }$command $("$command" --version 2>&1 | sed -n '1s/.*version \([^ ]*\).*/\1/p')"
+  done
+  echo "$line"
+}
+
+# prom_exemplars PROMETHEUS_URL SELECTOR TRACE_ID: the metric names, sorted and
+# space-separated, whose exemplars of the last 10 minutes (query_exemplars)
+# carry TRACE_ID.
+prom_exemplars() {
+  curl -sfG --max-time 10 "$1/api/v1/query_exemplars" --data-urlencode "query=$2" \
+    --data-urlencode "start=$(($(date +%s) - 600))" --data-urlencode "end=$(($(date +%s) + 60))" |
+    python3 -c '
+import json, sys
+trace_id = sys.argv[1]
+names = {series["seriesLabels"]["__name__"] for series in json.load(sys.stdin)["data"]
+         for e in series["exemplars"] if e["labels"].get("trace_id") == trace_id}
+print(" ".join(sorted(names)))' "$3"
+}
+
+# check_scrape_format FORMAT DIR NAME...: one check per replica NAME that every
+# scrape its log DIR/myapp-NAME.log records (RUST_LOG=myapp::exposition=debug
+# logs one line each) was answered in FORMAT (protobuf, openmetrics), gzipped.
+check_scrape_format() {
+  local format=$1 dir=$2 name scrapes answered
+  shift 2
+  for name in "$@"; do
+    scrapes=$(grep -c 'metrics exposed' "$dir/myapp-$name.log" || true)
+    answered=$(grep -c "metrics exposed format=\"$format\" gzip=true" "$dir/myapp-$name.log" || true)
+    check "replica $name answered every scrape in $format, gzipped ($answered of $scrapes)" \
+      test "$answered" -gt 0 -a "$answered" -eq "$scrapes"
+  done
+}

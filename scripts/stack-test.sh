@@ -8,10 +8,18 @@
 #   2. A second run on the same ports, as a person runs it (until Ctrl-C): it
 #      comes up, SIGINT stops it with status 130, and again nothing is left and
 #      every port is free.
+# stack.sh runs the Prometheus and Alertmanager on PATH: here Debian 13's
+# (2.53.3, 0.28.1), put first on PATH by use_trixie_tools.
 # About a minute; every wait has a deadline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+
+if ! use_trixie_tools prometheus promtool prometheus-alertmanager; then
+  echo "stack-test: FAIL: Debian 13's prometheus, promtool and prometheus-alertmanager could not be had"
+  exit 1
+fi
+echo "stack-test: $(server_versions prometheus promtool prometheus-alertmanager)"
 
 out=$PWD/target/stack-test
 rm -rf "$out"

@@ -38,7 +38,9 @@
 # workload at STACK_RATE, divided by STACK_TIME_SCALE, so the SLO windows are
 # full as in production; 0: none).
 # State and logs: target/stack/, emptied at each start.
-# Installs Prometheus and Alertmanager when they are missing and we are root.
+# Runs the prometheus, promtool and prometheus-alertmanager on PATH, and says
+# which versions; installs Debian's when they are missing and we are root.
+# (Its tests put Debian 13's first on PATH: use_trixie_tools, scripts/lib.sh.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -73,6 +75,7 @@ command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanag
 if ! install_packages "${missing[@]}"; then
   die "missing ${missing[*]} and we are not root to install (apt-get install ${missing[*]})"
 fi
+say "$(server_versions prometheus promtool prometheus-alertmanager)"
 need_pyyaml
 say "cargo build --release"
 cargo build --release --locked --quiet

@@ -53,6 +53,10 @@ async fn the_accept_header_picks_openmetrics_protobuf_or_text() {
         (Some("application/openmetrics-text"), "application/openmetrics-text; version=0.0.1; charset=utf-8; escaping=underscores"),
         (Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.2,text/plain;q=0.8"), TEXT),
         (Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"), PROTOBUF),
+        // OpenMetrics 2.0, which we do not speak, alone: the text format, as
+        // expfmt answers it, with the escaping it asked for echoed.
+        (Some("application/openmetrics-text; version=2.0.0"), TEXT),
+        (Some("application/openmetrics-text;version=2.0.0;escaping=allow-utf-8"), "text/plain; version=0.0.4; charset=utf-8; escaping=allow-utf-8"),
     ];
     for (accept, expected) in cases {
         let mut request = app.client.get("/metrics");
