@@ -665,10 +665,11 @@ mod tests {
                 .flat_map(|reader| reader.join().unwrap())
                 .collect::<Vec<_>>()
         });
-        assert_eq!(
-            torn,
-            Vec::<[f64; 5]>::new(),
-            "gatherings that mixed two changes"
+        assert!(
+            torn.is_empty(),
+            "{} gatherings mixed two changes, e.g. {:?}",
+            torn.len(),
+            &torn[..torn.len().min(5)]
         );
         assert_eq!(gauges(&registry), expected[0], "the last change, a, whole");
     }

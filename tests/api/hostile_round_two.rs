@@ -370,9 +370,10 @@ async fn every_scrape_during_concurrent_changes_shows_the_five_gauges_of_one_cha
         futures_util::future::join_all(scrapers)
     );
     let torn: Vec<_> = torn.into_iter().flatten().collect();
-    assert_eq!(
-        torn,
-        Vec::<[f64; 5]>::new(),
-        "scrapes that mixed two changes"
+    assert!(
+        torn.is_empty(),
+        "{} scrapes mixed two changes, e.g. {:?}",
+        torn.len(),
+        &torn[..torn.len().min(5)]
     );
 }
