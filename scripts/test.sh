@@ -23,6 +23,10 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked --quiet -- -D warnings
 
 step "cargo test (the workspace: myapp and prometheus-exposition)"
+# tests/api/admin_access.rs changes the workload from a network namespace of
+# its own: ip (iproute2) and curl, and root (the test fails without them).
+need_package ip iproute2 || true
+need_package curl curl || true
 cargo test --workspace --locked
 
 step "smoke test"

@@ -122,6 +122,12 @@ pub struct Config {
     /// connections are closed.
     #[arg(long, env = "MYAPP_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body, counted from when its
+    /// headers arrived (`Expect: 100-continue` included); a late body is
+    /// answered 408 and the connection closed. Bounds the drain at shutdown
+    /// too: keep it below --shutdown-timeout-secs.
+    #[arg(long, env = "MYAPP_BODY_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_secs: u64,
     /// /work requests allowed in flight at once; beyond it /work answers 503
     /// with Retry-After at once.
     #[arg(long, env = "MYAPP_MAX_IN_FLIGHT", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -305,6 +311,7 @@ mod tests {
         assert_eq!(config.shutdown_timeout(), Duration::from_secs(11));
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.header_timeout_secs, 10);
+        assert_eq!(config.body_timeout_secs, 10);
         assert_eq!(config.max_in_flight, 10_000);
         assert_eq!(config.shutdown_delay_secs, 0);
         assert_eq!(config.web_config_file, None);

@@ -66,6 +66,12 @@ async fn main() -> ExitCode {
         metrics_token = if application.has_metrics_token() { "set" } else { "none" },
         metrics_tls = application.has_metrics_tls(),
         basic_auth = if application.has_basic_auth() { "set" } else { "none" },
+        // Who may PUT /admin/workload.
+        workload_changes = match (application.has_metrics_token(), application.has_basic_auth()) {
+            (true, _) => "with the token",
+            (_, true) => "with basic auth",
+            _ => "from loopback only",
+        },
         workload = %application.workload().settings().to_json_string(),
         delay_cap_ms = config.delay_cap_ms,
         workload_file = config.workload_file.as_ref().map(|path| tracing::field::display(path.display())),
@@ -73,6 +79,7 @@ async fn main() -> ExitCode {
         shutdown_timeout_secs = config.shutdown_timeout().as_secs(),
         shutdown_delay_secs = config.shutdown_delay_secs,
         header_timeout_secs = config.header_timeout_secs,
+        body_timeout_secs = config.body_timeout_secs,
         max_in_flight = config.max_in_flight,
         open_files_limit = open_files.map(|limit| limit.soft),
         "listening"

@@ -18,6 +18,7 @@ use crate::{
     server::{
         self,
         basic_auth::{BasicAuth, BasicAuthUsers},
+        body_deadline::BodyDeadline,
         health::HealthApi,
         metrics_token::{MetricsToken, TokenFileError},
         shutdown::Shutdown,
@@ -25,7 +26,7 @@ use crate::{
         Limits, ShutdownReport,
     },
     telemetry::request_log::RequestLog,
-    workload::{admin::AdminApi, parse_file, work::WorkApi, Invalid, Source, Workload},
+    workload::{admin::AdminApi, parse_file, read_file, work::WorkApi, Invalid, Source, Workload},
 };
 
 /// A failure to start.
@@ -95,6 +96,8 @@ pub struct AppState {
     /// The users that basic auth lets in on the port that serves `/metrics`,
     /// if `--web-config-file` lists any.
     pub basic_auth: Option<BasicAuthUsers>,
+    /// How long a request's body may take to arrive (`--body-timeout-secs`).
+    pub body_timeout: Duration,
 }
 
 impl AppState {
@@ -113,6 +116,7 @@ impl AppState {
             shutdown,
             metrics_token: None,
             basic_auth: None,
+            body_timeout: Duration::from_secs(config.body_timeout_secs),
         }
     }
 }
@@ -120,7 +124,11 @@ impl AppState {
 /// The whole application on one port: every operation, the docs, and the
 /// request stack.
 pub fn app(state: &AppState) -> impl Endpoint<Output = Response> + 'static {
-    stack(Routes::new(api(state)), state.basic_auth.clone())
+    stack(
+        Routes::new(api(state)),
+        state.basic_auth.clone(),
+        state.body_timeout,
+    )
 }
 
 /// The public port when `--metrics-listen` is set: `/work` and its docs, but
@@ -131,7 +139,7 @@ pub fn public_app(state: &AppState) -> impl Endpoint<Output = Response> + 'stati
         "Simulates work on GET /work. This instance serves its metrics and health \
          probes on its --metrics-listen port.",
     );
-    stack(Routes::new(api), None)
+    stack(Routes::new(api), None, state.body_timeout)
 }
 
 /// The `--metrics-listen` port: `/metrics`, `/healthz`, `/readyz` and
@@ -142,7 +150,11 @@ pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'stat
         "myapp",
         env!("CARGO_PKG_VERSION"),
     );
-    stack(api.into_endpoint(), state.basic_auth.clone())
+    stack(
+        api.into_endpoint(),
+        state.basic_auth.clone(),
+        state.body_timeout,
+    )
 }
 
 /// The request stack of every port around its routes. A request goes, from
@@ -152,18 +164,21 @@ pub fn metrics_app(state: &AppState) -> impl Endpoint<Output = Response> + 'stat
 ///    serves `/metrics` with `--web-config-file`, the drain on shutdown;
 /// 2. `RequestLog`: one log line per request, and its span;
 /// 3. `CatchPanic`: a panic answered 500;
-/// 4. `BasicAuth`: the users of `--web-config-file`, when this port serves
+/// 4. `BodyDeadline`: a body late by `--body-timeout-secs` answered 408;
+/// 5. `BasicAuth`: the users of `--web-config-file`, when this port serves
 ///    `/metrics` and it lists any (a no-op otherwise);
-/// 5. the routes (`Routes`): the docs, or the operations; `/work` records its
+/// 6. the routes (`Routes`): the docs, or the operations; `/work` records its
 ///    metrics around its operation (`work_api`, `RecordOperations`) and
 ///    refuses past `--max-in-flight` (`WorkApi`); `/metrics` and
 ///    `/admin/workload` check the bearer token (`MetricsApi`, `AdminApi`).
 fn stack(
     routes: impl Endpoint + 'static,
     basic_auth: Option<BasicAuthUsers>,
+    body_timeout: Duration,
 ) -> impl Endpoint<Output = Response> + 'static {
     routes
         .with(BasicAuth(basic_auth))
+        .with(BodyDeadline(body_timeout))
         .with(CatchPanic::new())
         .with(RequestLog)
 }
@@ -206,7 +221,11 @@ fn metrics_port_operations(state: &AppState) -> (HealthApi, MetricsApi, AdminApi
     (
         HealthApi::new(state.shutdown.clone()),
         MetricsApi::new(state.metrics, state.metrics_token.clone()),
-        AdminApi::new(state.workload.clone(), state.metrics_token.clone()),
+        AdminApi::new(
+            state.workload.clone(),
+            state.metrics_token.clone(),
+            state.basic_auth.is_some(),
+        ),
     )
 }
 
@@ -285,8 +304,9 @@ impl Application {
         let mut state = AppState::new(config, shutdown, metrics);
         let workload_file = match &config.workload_file {
             Some(path) => {
+                // Before serving: a blocking read holds up nothing.
                 let contents =
-                    std::fs::read(path).map_err(|source| StartError::WorkloadFileUnreadable {
+                    read_file(path).map_err(|source| StartError::WorkloadFileUnreadable {
                         path: path.clone(),
                         source,
                     })?;

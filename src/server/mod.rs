@@ -4,13 +4,17 @@
 //! | file | what |
 //! | --- | --- |
 //! | `mod.rs` | the accept loop, header timeout, TLS handshake, the drain |
+//! | `client_gone.rs` | a client that leaves with requests pipelined, noticed |
 //! | `shutdown.rs` | the shutdown signal and readiness |
 //! | `health.rs` | `GET /healthz` and `GET /readyz` |
+//! | `body_deadline.rs` | the body deadline (`--body-timeout-secs`) |
 //! | `basic_auth.rs` | basic auth of the metrics port (`--web-config-file`) |
 //! | `web_config.rs` | the web configuration file: TLS and users |
 //! | `metrics_token.rs` | the bearer token of the metrics port |
 //! | `open_files.rs` | the open-file limit, raised at start-up |
 pub mod basic_auth;
+pub mod body_deadline;
+pub mod client_gone;
 pub mod health;
 pub mod metrics_token;
 pub mod open_files;
@@ -18,7 +22,6 @@ pub mod shutdown;
 pub mod web_config;
 
 use std::{
-    convert::Infallible,
     net::SocketAddr,
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -104,6 +107,7 @@ where
     let serve_connection = |stream: TcpStream, remote_addr: SocketAddr| {
         // Holds a permit once the connection has sent a request.
         let requested = Arc::new(Notify::new());
+        let (socket, watch) = client_gone::watched(stream);
         let service = {
             let endpoint = endpoint.clone();
             let in_flight = in_flight.clone();
@@ -115,6 +119,10 @@ where
                 requested.notify_one();
                 let endpoint = endpoint.clone();
                 let in_flight = InFlight::enter(&in_flight);
+                // A request with a body is left to hyper, which sees a close
+                // while it reads the body; a client that sends its whole body
+                // and then closes its side is not taken for gone.
+                let watch = hyper::body::Body::is_end_stream(req.body()).then(|| watch.clone());
                 let req = Request::from((
                     detach_head(req),
                     local_addr.clone(),
@@ -127,13 +135,20 @@ where
                 // two more layers (`Arc`'s `call` and `get_response`), each
                 // holding its own copy of the 472-byte request.
                 async move {
-                    let response = endpoint
-                        .as_ref()
-                        .call(req)
-                        .await
-                        .unwrap_or_else(|err| err.into_response());
+                    let call = endpoint.as_ref().call(req);
+                    let response = match watch {
+                        None => call.await,
+                        // Dropped unanswered when the client has gone: the
+                        // request counts 499, and hyper closes the connection.
+                        Some(watch) => tokio::select! {
+                            biased;
+                            response = call => response,
+                            () = watch.client_gone() => return Err(ClientGone),
+                        },
+                    };
+                    let response = response.unwrap_or_else(|err| err.into_response());
                     drop(in_flight);
-                    Ok::<_, Infallible>(hyper::Response::from(response))
+                    Ok::<_, ClientGone>(hyper::Response::from(response))
                 }
             })
         };
@@ -143,13 +158,13 @@ where
         let tls = tls.clone();
         connections.spawn(async move {
             let Some(tls) = tls else {
-                let connection = builder.serve_connection(TokioIo::new(stream), service);
+                let connection = builder.serve_connection(TokioIo::new(socket), service);
                 return drive(connection, &requested, &closing, &cut_off).await;
             };
             // Boxed: a TLS stream is large, and plain connections should not
             // carry its size.
             Box::pin(async move {
-                let handshake = tokio::time::timeout(limits.header_timeout, tls.accept(stream));
+                let handshake = tokio::time::timeout(limits.header_timeout, tls.accept(socket));
                 let stream = tokio::select! {
                     accepted = handshake => match accepted {
                         Ok(Ok(stream)) => stream,
@@ -327,6 +342,11 @@ fn detach_head(req: hyper::Request<Incoming>) -> hyper::Request<Incoming> {
     }
     hyper::Request::from_parts(head, body)
 }
+
+/// Ends a request whose client has left ([`client_gone`]) unanswered.
+#[derive(Debug, thiserror::Error)]
+#[error("the client closed the connection before the answer")]
+struct ClientGone;
 
 /// Counts a request as in flight until dropped.
 struct InFlight(Arc<AtomicUsize>);

@@ -91,8 +91,7 @@ impl WebConfig {
                 basic_auth_users: None,
             }
         } else {
-            // serde_yaml names the key and the line; its messages are one line.
-            serde_yaml::from_str(&text).map_err(|e| fail(one_line(&e.to_string())))?
+            serde_yaml::from_str(&text).map_err(|e| fail(without_values(&e.to_string())))?
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         let tls = file
@@ -108,8 +107,40 @@ impl WebConfig {
     }
 }
 
-fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
+/// serde_yaml's message on one line, without the values it quotes: it names
+/// the key and the line, but "invalid type: string \"s3cret\", expected a
+/// map" would echo what the file holds, a password or a key perhaps. The kind
+/// of value stays ("invalid type: string, expected a map"); the keys it names
+/// (`unknown field `x``) are the file's structure, not its secrets.
+fn without_values(message: &str) -> String {
+    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    for prefix in ["invalid type: ", "invalid value: "] {
+        let Some(start) = message.find(prefix).map(|at| at + prefix.len()) else {
+            continue;
+        };
+        let end = message[start..]
+            .find(", expected")
+            .map_or(message.len(), |at| start + at);
+        // The kind is the words before the value: `string "…"`, `integer `5``.
+        let kind: Vec<&str> = message[start..end]
+            .split(' ')
+            .take_while(|word| !word.starts_with(['"', '`', '\'']))
+            .collect();
+        return format!("{}{}{}", &message[..start], kind.join(" "), &message[end..]);
+    }
+    message
+}
+
+/// Refuses a `*_file` value that holds PEM text instead of naming a file:
+/// reading it as a path would put the key itself in the error.
+fn file_name<'a>(key: &str, value: &'a str) -> Result<&'a str, String> {
+    if value.contains('\n') || value.contains("-----BEGIN") {
+        return Err(format!(
+            "tls_server_config: {key} holds PEM text, not the name of a file: put the PEM in a \
+             file and name that file"
+        ));
+    }
+    Ok(value)
 }
 
 /// `client_auth_type`: whether a client certificate is asked for, and whether
@@ -178,9 +209,9 @@ impl TlsFile {
         }
         let versions = protocol_versions(self.min_version.as_deref(), self.max_version.as_deref())?;
 
-        let cert_path = dir.join(&self.cert_file);
+        let cert_path = dir.join(file_name("cert_file", &self.cert_file)?);
+        let key_path = dir.join(file_name("key_file", &self.key_file)?);
         let certs = read_certificates(&cert_path, "cert_file")?;
-        let key_path = dir.join(&self.key_file);
         let key = PrivateKeyDer::from_pem_slice(&read(&key_path, "key_file")?)
             .map_err(|_| format!("key_file {}: no PEM private key in it", key_path.display()))?;
 
@@ -191,7 +222,7 @@ impl TlsFile {
         let builder = if client_auth == ClientAuth::None {
             builder.with_no_client_auth()
         } else {
-            let ca_path = dir.join(&self.client_ca_file);
+            let ca_path = dir.join(file_name("client_ca_file", &self.client_ca_file)?);
             let mut roots = RootCertStore::empty();
             for cert in read_certificates(&ca_path, "client_ca_file")? {
                 roots
@@ -361,6 +392,43 @@ mod tests {
                 "not-a-map",
                 "basic_auth_users: [a, b]\n",
                 "basic_auth_users: invalid type: sequence, expected a map at line 1 column 19",
+            ),
+            (
+                "users-scalar",
+                "basic_auth_users: secret-in-plain-text\n",
+                "basic_auth_users: invalid type: string, expected a map at line 1 column 19",
+            ),
+            (
+                "file-scalar",
+                "secret-in-plain-text\n",
+                "invalid type: string, expected struct File",
+            ),
+            (
+                "tls-scalar",
+                "tls_server_config: secret-in-plain-text\n",
+                "tls_server_config: invalid type: string, expected struct TlsFile at line 1 \
+                 column 20",
+            ),
+            (
+                "password-number",
+                "basic_auth_users:\n  prometheus: [secret-in-plain-text]\n",
+                "basic_auth_users.prometheus: invalid type: sequence, expected a string at line \
+                 2 column 15",
+            ),
+            (
+                "key-is-pem",
+                "tls_server_config:\n  cert_file: empty.pem\n  key_file: |\n    \
+                 -----BEGIN PRIVATE KEY-----\n    secret-in-plain-text\n    \
+                 -----END PRIVATE KEY-----\n",
+                "tls_server_config: key_file holds PEM text, not the name of a file: put the PEM \
+                 in a file and name that file",
+            ),
+            (
+                "key-is-pem-folded",
+                "tls_server_config:\n  cert_file: empty.pem\n  key_file: -----BEGIN PRIVATE \
+                 KEY----- secret-in-plain-text -----END PRIVATE KEY-----\n",
+                "tls_server_config: key_file holds PEM text, not the name of a file: put the PEM \
+                 in a file and name that file",
             ),
         ];
         for (name, yaml, expected) in cases {

@@ -12,19 +12,18 @@ pub mod admin;
 pub mod work;
 
 use std::{
-    borrow::Cow,
     fmt,
-    path::PathBuf,
-    sync::{PoisonError, RwLock},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::Duration,
 };
 
-use poem_openapi::{
-    registry::{MetaSchemaRef, Registry as SchemaRegistry},
-    types::{ParseFromJSON, ParseResult, ToJSON, Type},
-    Object,
+use poem_openapi::{types::ToJSON, Object};
+use prometheus::{
+    core::{Collector, Desc},
+    proto::MetricFamily,
+    Gauge, IntCounterVec, Opts, Registry,
 };
-use prometheus::{Gauge, IntCounterVec, Opts, Registry};
 use rand::Rng;
 use serde_json::Value;
 
@@ -35,6 +34,9 @@ pub const SHARE_RULE: &str = "must be between 0.0 and 1.0";
 
 /// How often the `--workload-file` is read for changes.
 pub const FILE_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The largest `--workload-file` read, in bytes; a change is a few dozen.
+pub const MAX_FILE_BYTES: u64 = 64 * 1024;
 
 /// The settings of the workload.
 #[derive(Debug, Clone, Copy, PartialEq, Object)]
@@ -243,12 +245,9 @@ impl Settings {
     }
 }
 
-/// A change to the workload as `PUT /admin/workload` receives it: a JSON
-/// object with any of the settings. It is documented as [`SettingsChange`]
-/// but read by [`Settings::changed`], so that every error names its field.
-pub struct Change(pub Value);
-
 /// Any of the workload's settings; those left out keep their value.
+// The schema of `PUT /admin/workload`'s body (`admin::ChangeBody`), which
+// `Settings::changed` reads, so that every error names its field.
 #[derive(Object)]
 #[oai(rename = "WorkloadChange")]
 pub struct SettingsChange {
@@ -264,43 +263,67 @@ pub struct SettingsChange {
     pub slow_delay_ms: Option<u64>,
 }
 
-impl Type for Change {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        SettingsChange::name()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        SettingsChange::schema_ref()
-    }
-
-    fn register(registry: &mut SchemaRegistry) {
-        SettingsChange::register(registry);
-    }
-
-    fn as_raw_value(&self) -> Option<&Self> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
-        Box::new(std::iter::once(self))
-    }
-}
-
-impl ParseFromJSON for Change {
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        Ok(Self(value.unwrap_or_default()))
-    }
-}
-
 const NOT_AN_OBJECT: &str = "the settings must be a JSON object";
 
 /// The changes a workload file holds: a JSON object, checked by [`Settings::changed`].
 pub fn parse_file(contents: &[u8]) -> Result<Value, Invalid> {
     serde_json::from_slice(contents).map_err(|err| Invalid::whole(format!("not JSON: {err}")))
+}
+
+/// Reads the `--workload-file`: a regular file of at most [`MAX_FILE_BYTES`],
+/// or an error saying what it is instead. It is opened with `O_NONBLOCK`, so
+/// that a FIFO without a writer is refused at once rather than waited on
+/// (the flag does not change how a regular file reads); a device such as
+/// `/dev/zero` is refused before any read.
+pub fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let metadata = file.metadata()?;
+    let too_large = |bytes: u64| {
+        std::io::Error::other(format!(
+            "{bytes} bytes, more than the {MAX_FILE_BYTES} a workload file may hold"
+        ))
+    };
+    if !metadata.is_file() {
+        return Err(std::io::Error::other(format!(
+            "not a regular file but {}; the workload file must be a regular file of at most \
+             {MAX_FILE_BYTES} bytes",
+            kind(metadata.file_type())
+        )));
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(too_large(metadata.len()));
+    }
+    // A file that grows while it is read is cut one byte past the limit.
+    let mut contents = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut contents)?;
+    if contents.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(contents.len() as u64));
+    }
+    Ok(contents)
+}
+
+/// What a file that is not a regular one is, for the error.
+fn kind(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    }
 }
 
 /// Who changed the workload, as the metrics label it.
@@ -329,44 +352,71 @@ impl Source {
 /// The gauges of the settings in force, in base units, and the count of changes.
 #[derive(Debug, Clone)]
 pub struct WorkloadMetrics {
-    error_rate: Gauge,
-    min_delay: Gauge,
-    max_delay: Gauge,
-    slow_rate: Gauge,
-    slow_delay: Gauge,
+    gauges: SettingsGauges,
     changes: IntCounterVec,
+}
+
+/// The five gauges of the settings, set and collected under one lock, so that
+/// a scrape sees one change whole: never some gauges of one change and some
+/// of another.
+#[derive(Debug, Clone)]
+struct SettingsGauges {
+    /// error_rate, min_delay, max_delay, slow_rate, slow_delay.
+    gauges: Arc<Mutex<Vec<Gauge>>>,
+    descs: Vec<Desc>,
+}
+
+impl Collector for SettingsGauges {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let gauges = self.gauges.lock().unwrap_or_else(PoisonError::into_inner);
+        gauges.iter().flat_map(Collector::collect).collect()
+    }
 }
 
 impl WorkloadMetrics {
     /// Creates the metrics and registers them in `registry`; every
     /// `source` and `result` of the changes counter starts at 0.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
-        let gauge = |name: &str, help: &str| -> prometheus::Result<Gauge> {
-            let gauge = Gauge::new(name, help)?;
-            registry.register(Box::new(gauge.clone()))?;
-            Ok(gauge)
-        };
-        let metrics = Self {
-            error_rate: gauge(
+        let gauges = [
+            (
                 "myapp_workload_error_rate",
                 "Share of /work requests set to answer 500",
-            )?,
-            min_delay: gauge(
+            ),
+            (
                 "myapp_workload_min_delay_seconds",
                 "Shortest delay of the uniform draw of /work, in seconds",
-            )?,
-            max_delay: gauge(
+            ),
+            (
                 "myapp_workload_max_delay_seconds",
                 "Longest delay of the uniform draw of /work, in seconds",
-            )?,
-            slow_rate: gauge(
+            ),
+            (
                 "myapp_workload_slow_rate",
                 "Share of /work requests set to take the slow delay",
-            )?,
-            slow_delay: gauge(
+            ),
+            (
                 "myapp_workload_slow_delay_seconds",
                 "Delay of the slow /work requests, in seconds",
-            )?,
+            ),
+        ]
+        .into_iter()
+        .map(|(name, help)| Gauge::new(name, help))
+        .collect::<prometheus::Result<Vec<_>>>()?;
+        let gauges = SettingsGauges {
+            descs: gauges
+                .iter()
+                .flat_map(|gauge| gauge.desc())
+                .cloned()
+                .collect(),
+            gauges: Arc::new(Mutex::new(gauges)),
+        };
+        registry.register(Box::new(gauges.clone()))?;
+        let metrics = Self {
+            gauges,
             changes: IntCounterVec::new(
                 Opts::new(
                     "myapp_workload_changes_total",
@@ -386,11 +436,21 @@ impl WorkloadMetrics {
 
     fn show(&self, settings: &Settings) {
         let seconds = |ms: u64| ms as f64 / 1000.0;
-        self.error_rate.set(settings.error_rate);
-        self.min_delay.set(seconds(settings.min_delay_ms));
-        self.max_delay.set(seconds(settings.max_delay_ms));
-        self.slow_rate.set(settings.slow_rate);
-        self.slow_delay.set(seconds(settings.slow_delay_ms));
+        let gauges = self
+            .gauges
+            .gauges
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let values = [
+            settings.error_rate,
+            seconds(settings.min_delay_ms),
+            seconds(settings.max_delay_ms),
+            settings.slow_rate,
+            seconds(settings.slow_delay_ms),
+        ];
+        for (gauge, value) in gauges.iter().zip(values) {
+            gauge.set(value);
+        }
     }
 
     fn count(&self, source: Source, result: &str) {
@@ -488,7 +548,16 @@ impl Workload {
                 _ = shutdown.begun() => return,
                 _ = tokio::time::sleep(FILE_POLL_INTERVAL) => {}
             }
-            match tokio::fs::read(&path).await {
+            // Blocking reads, off the runtime's threads; `read_file` never
+            // waits on a FIFO or reads past its limit.
+            let read = tokio::task::spawn_blocking({
+                let path = path.clone();
+                move || read_file(&path)
+            });
+            match read
+                .await
+                .unwrap_or_else(|err| Err(std::io::Error::other(err)))
+            {
                 Ok(contents) => {
                     unreadable = None;
                     if contents != last {
@@ -516,5 +585,92 @@ impl Workload {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The five gauges of one gathering, in the order of [`Settings`]' fields.
+    fn gauges(registry: &Registry) -> [f64; 5] {
+        let families = registry.gather();
+        let value = |name: &str| {
+            families
+                .iter()
+                .find(|family| family.name() == name)
+                .unwrap_or_else(|| panic!("no {name}"))
+                .get_metric()[0]
+                .get_gauge()
+                .value()
+        };
+        [
+            value("myapp_workload_min_delay_seconds"),
+            value("myapp_workload_max_delay_seconds"),
+            value("myapp_workload_error_rate"),
+            value("myapp_workload_slow_rate"),
+            value("myapp_workload_slow_delay_seconds"),
+        ]
+    }
+
+    #[test]
+    fn a_gathering_during_changes_sees_the_five_gauges_of_one_change() {
+        let registry = Registry::new();
+        let metrics = WorkloadMetrics::register(&registry).unwrap();
+        // Two settings that differ in every field, and their gauges as the
+        // test computes them (seconds from milliseconds by hand).
+        let a = Settings {
+            min_delay_ms: 100,
+            max_delay_ms: 200,
+            error_rate: 0.1,
+            slow_rate: 0.2,
+            slow_delay_ms: 300,
+        };
+        let b = Settings {
+            min_delay_ms: 400,
+            max_delay_ms: 500,
+            error_rate: 0.6,
+            slow_rate: 0.7,
+            slow_delay_ms: 800,
+        };
+        let expected = [[0.1, 0.2, 0.1, 0.2, 0.3], [0.4, 0.5, 0.6, 0.7, 0.8]];
+        let workload = Workload::new(a, 1000, metrics);
+        let changes = [b.to_json().unwrap(), a.to_json().unwrap()];
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let torn = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for i in 0..50_000 {
+                    workload
+                        .change(&changes[i % 2], Source::Api, &"test")
+                        .unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let readers: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut torn = Vec::new();
+                        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                            let seen = gauges(&registry);
+                            if !expected.contains(&seen) {
+                                torn.push(seen);
+                            }
+                        }
+                        torn
+                    })
+                })
+                .collect();
+            readers
+                .into_iter()
+                .flat_map(|reader| reader.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        assert!(
+            torn.is_empty(),
+            "{} gatherings mixed two changes, e.g. {:?}",
+            torn.len(),
+            &torn[..torn.len().min(5)]
+        );
+        assert_eq!(gauges(&registry), expected[0], "the last change, a, whole");
     }
 }

@@ -87,7 +87,7 @@ fn each_bad_setting_stops_start_up_with_one_line_naming_it() {
         (&["--delay-cap-ms", "1s"], &[], "error: invalid value '1s' for '--delay-cap-ms <DELAY_CAP_MS>': invalid digit found in string"),
         (&["--workload-file", "/nonexistent/workload.json"], &[], "error: --workload-file /nonexistent/workload.json: cannot read: No such file or directory (os error 2)"),
         (&[], &[("MYAPP_WORKLOAD_FILE", "/nonexistent/w.json")], "error: --workload-file /nonexistent/w.json: cannot read: No such file or directory (os error 2)"),
-        (&["--workload-file", "/dev/null"], &[], "error: --workload-file /dev/null: not JSON: EOF while parsing a value at line 1 column 0"),
+        (&["--workload-file", "/dev/null"], &[], "error: --workload-file /dev/null: cannot read: not a regular file but a character device; the workload file must be a regular file of at most 65536 bytes"),
         (&["--shutdown-delay-secs", "-1"], &[], "error: invalid value '-1' for '--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>': invalid digit found in string"),
         (&[], &[("MYAPP_SHUTDOWN_DELAY_SECS", "1.5")], "error: invalid value '1.5' for '--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>': invalid digit found in string"),
     ];

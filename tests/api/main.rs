@@ -1,4 +1,5 @@
 //! Integration tests: the app in-process, on a real socket, and as the real binary.
+mod admin_access;
 mod binary;
 mod claims;
 mod concurrency;
@@ -8,6 +9,7 @@ mod exposition;
 mod health;
 mod helpers;
 mod hostile;
+mod hostile_round_two;
 mod load;
 mod metrics;
 mod open_files;

@@ -80,3 +80,40 @@ fn basic_auth_and_a_bearer_token_together_stop_start_up() {
         )
     );
 }
+
+#[test]
+fn a_web_config_error_names_the_field_and_never_echoes_what_the_file_holds() {
+    let secret = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7secret";
+    // The key itself where its file's name belongs.
+    let web = TextFile::new(
+        "web-config-key-pem",
+        &format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: |\n    \
+             -----BEGIN PRIVATE KEY-----\n    {secret}\n    -----END PRIVATE KEY-----\n"
+        ),
+    );
+    let line = start_up_error(&["--web-config-file", web.path()], &[]);
+    assert_eq!(
+        line,
+        format!(
+            "error: --web-config-file {}: tls_server_config: key_file holds PEM text, not the \
+             name of a file: put the PEM in a file and name that file",
+            web.path()
+        )
+    );
+    // A password where the map of users belongs.
+    let web = TextFile::new(
+        "web-config-users-scalar",
+        &format!("basic_auth_users: {secret}\n"),
+    );
+    let line = start_up_error(&["--web-config-file", web.path()], &[]);
+    assert_eq!(
+        line,
+        format!(
+            "error: --web-config-file {}: basic_auth_users: invalid type: string, expected a \
+             map at line 1 column 19",
+            web.path()
+        )
+    );
+    assert!(!line.contains(secret), "{line}");
+}

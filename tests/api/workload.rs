@@ -556,3 +556,169 @@ async fn error_bodies_list_their_keys_in_alphabetical_order() {
         r#"{"error_rate":0.0,"max_delay_ms":0,"min_delay_ms":0,"slow_delay_ms":5000,"slow_rate":0.0}"#
     );
 }
+
+/// Makes a FIFO at `path` (mkfifo(1)).
+fn mkfifo(path: &std::path::Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// `{"error_rate": rate}` padded with spaces to `bytes` bytes.
+fn padded_change(bytes: usize, rate: f64) -> String {
+    let change = format!(r#"{{"error_rate": {rate}}}"#);
+    format!("{change}{}", " ".repeat(bytes - change.len()))
+}
+
+/// A fresh directory, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("myapp-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_workload_file_that_is_not_a_regular_file_of_at_most_64_kib_stops_start_up_with_one_line() {
+    let dir = TempDir::new("workload-kinds");
+    let fifo = dir.0.join("fifo");
+    mkfifo(&fifo);
+    let big = dir.0.join("big.json");
+    std::fs::write(&big, padded_change(64 * 1024 + 1, 0.25)).unwrap();
+    let regular = "the workload file must be a regular file of at most 65536 bytes";
+    for (path, expected) in [
+        (
+            fifo.to_str().unwrap(),
+            format!("not a regular file but a FIFO; {regular}"),
+        ),
+        (
+            "/dev/zero",
+            format!("not a regular file but a character device; {regular}"),
+        ),
+        (
+            dir.0.to_str().unwrap(),
+            format!("not a regular file but a directory; {regular}"),
+        ),
+        (
+            big.to_str().unwrap(),
+            "65537 bytes, more than the 65536 a workload file may hold".to_string(),
+        ),
+    ] {
+        assert_eq!(
+            crate::binary::start_up_error(&["--workload-file", path], &[]),
+            format!("error: --workload-file {path}: cannot read: {expected}")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_workload_file_of_64_kib_is_read_whole() {
+    let dir = TempDir::new("workload-64k");
+    let path = dir.0.join("workload.json");
+    std::fs::write(&path, padded_change(64 * 1024, 0.25)).unwrap();
+    let binary = Binary::start(&["--workload-file", path.to_str().unwrap()]);
+    assert_eq!(error_rate(&binary).await, 0.25);
+}
+
+/// Waits until the captured logs hold `needle` `times` times (panics after 10 s).
+async fn wait_for_log(logs: &myapp::telemetry::Captured, needle: &str, times: usize) {
+    for _ in 0..500 {
+        if logs.text().matches(needle).count() == times {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "never logged {needle:?} {times} times; logs:\n{}",
+        logs.text()
+    );
+}
+
+/// Polls the server's `/admin/workload` until `error_rate` is `expected`
+/// (panics after 10 s).
+async fn wait_for_served_error_rate(server: &TestServer, expected: f64) {
+    for _ in 0..500 {
+        let settings: Value = server
+            .http
+            .get(server.url("/admin/workload"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if settings["error_rate"] == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("error_rate never became {expected}");
+}
+
+// One thread: the captured logs are this thread's.
+#[tokio::test]
+async fn a_fifo_or_an_oversize_file_swapped_in_at_run_time_is_refused_once_and_later_changes_apply()
+{
+    let dir = TempDir::new("workload-swaps");
+    let path = dir.0.join("workload.json");
+    std::fs::write(&path, r#"{"error_rate": 0.125}"#).unwrap();
+    // Each new version is made beside the file, then renamed over it.
+    let swap_in = |make: &dyn Fn(&std::path::Path)| {
+        let next = dir.0.join("next");
+        make(&next);
+        std::fs::rename(&next, &path).unwrap();
+    };
+    let mut config = work(0, 0, 0.0);
+    config.workload_file = Some(path.clone());
+    let server = TestServer::start(config).await;
+    let (logs, _default) = myapp::telemetry::capture_logs(tracing::Level::INFO);
+    wait_for_served_error_rate(&server, 0.125).await;
+
+    let (fifo, oversize) = (
+        "error=not a regular file but a FIFO;",
+        "error=1048576 bytes, more than the 65536 a workload file may hold",
+    );
+    swap_in(&mkfifo);
+    wait_for_log(&logs, fifo, 1).await;
+    swap_in(&|next| std::fs::write(next, r#"{"error_rate": 0.375}"#).unwrap());
+    wait_for_served_error_rate(&server, 0.375).await;
+    swap_in(&|next| std::fs::write(next, padded_change(1024 * 1024, 0.5)).unwrap());
+    wait_for_log(&logs, oversize, 1).await;
+    swap_in(&|next| std::fs::write(next, r#"{"error_rate": 0.625}"#).unwrap());
+    wait_for_served_error_rate(&server, 0.625).await;
+
+    // A FIFO again, read (and logged: the good file came between), then
+    // shutdown: the watcher ends, not blocked on it.
+    swap_in(&mkfifo);
+    wait_for_log(&logs, fifo, 2).await;
+    server.shutdown.begin();
+    let report = tokio::time::timeout(Duration::from_secs(10), server.run)
+        .await
+        .expect("the run ends once shutdown begins")
+        .unwrap();
+    assert_eq!(report.cut_off, 0);
+    // One line for each refusal, though the file is read every second.
+    let logs = logs.text();
+    let refusals = logs
+        .lines()
+        .filter(|line| line.contains("cannot read the workload file; the settings in force stay"));
+    let reasons: Vec<bool> = refusals.map(|line| line.contains(fifo)).collect();
+    assert_eq!(
+        reasons,
+        [true, false, true],
+        "FIFO, oversize, FIFO:\n{logs}"
+    );
+    assert_eq!(logs.matches(oversize).count(), 1, "{logs}");
+}
