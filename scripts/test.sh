@@ -4,7 +4,8 @@
 # Prometheus rules and the SLO rules (generated from slo/myapp.yaml), their unit
 # tests and the mutants those tests must catch, the scenarios' expected alerts,
 # the deployment files, the paths the docs name, the end-to-end test with a
-# real Prometheus, the alerts end to end through a real Alertmanager, the
+# real Prometheus, the created timestamps against Go's and Python's parsers and
+# Prometheus 2.53.3's created-timestamp-zero-ingestion, the alerts end to end through a real Alertmanager, the
 # rehearsal stack (scripts/stack.sh) starting and stopping cleanly, TLS and
 # basic auth of the metrics port against curl and Prometheus, the soak test,
 # and Swagger UI in a real browser.
@@ -91,6 +92,9 @@ python3 scripts/doc-paths.py
 
 step "end to end with Prometheus"
 scripts/e2e-prometheus.sh
+
+step "created timestamps: Go's client_model, prometheus_client, Prometheus 2.53.3 with created-timestamp-zero-ingestion"
+scripts/e2e-created.sh
 
 step "alerts end to end: the workload file, Prometheus, Alertmanager, a webhook"
 scripts/e2e-alerts.sh

@@ -95,6 +95,8 @@ pub struct AppState {
     /// The users that basic auth lets in on the port that serves `/metrics`,
     /// if `--web-config-file` lists any.
     pub basic_auth: Option<BasicAuthUsers>,
+    /// Whether OpenMetrics answers carry `_created` samples.
+    pub openmetrics_created_samples: bool,
 }
 
 impl AppState {
@@ -113,6 +115,7 @@ impl AppState {
             shutdown,
             metrics_token: None,
             basic_auth: None,
+            openmetrics_created_samples: config.openmetrics_created_samples,
         }
     }
 }
@@ -205,7 +208,11 @@ fn work_api(state: &AppState) -> RecordOperations<WorkApi> {
 fn metrics_port_operations(state: &AppState) -> (HealthApi, MetricsApi, AdminApi) {
     (
         HealthApi::new(state.shutdown.clone()),
-        MetricsApi::new(state.metrics, state.metrics_token.clone()),
+        MetricsApi::new(
+            state.metrics,
+            state.metrics_token.clone(),
+            state.openmetrics_created_samples,
+        ),
         AdminApi::new(state.workload.clone(), state.metrics_token.clone()),
     )
 }

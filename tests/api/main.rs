@@ -2,6 +2,7 @@
 mod binary;
 mod claims;
 mod concurrency;
+mod created;
 mod exactness;
 mod exemplars;
 mod exposition;
