@@ -22,6 +22,10 @@ openapi:
 e2e:
     scripts/e2e-prometheus.sh
 
+# Created timestamps against Go's client_model, Python's prometheus_client and Prometheus 2.53.3's synthetic zero.
+e2e-created:
+    scripts/e2e-created.sh
+
 # Three replicas share a workload file; change it and see the alerts reach a webhook through a real Alertmanager (about 3.5 min).
 e2e-alerts:
     scripts/e2e-alerts.sh

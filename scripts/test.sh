@@ -4,11 +4,13 @@
 # Prometheus rules and the SLO rules (generated from slo/myapp.yaml), their unit
 # tests and the mutants those tests must catch, the scenarios' expected alerts,
 # the PromQL grammar of every shipped expression, the deployment files, the
-# paths the docs name, the end-to-end test with a real Prometheus,
-# VictoriaMetrics (vmagent, a Prometheus agent, vmalert), the alerts end to end
-# through a real Alertmanager, the rehearsal stack (scripts/stack.sh) starting
-# and stopping cleanly, TLS and basic auth of the metrics port against curl and
-# Prometheus, the soak test, and Swagger UI in a real browser.
+# paths the docs name, the end-to-end test with a real Prometheus, the created
+# timestamps against Go's and Python's parsers and Prometheus 2.53.3's
+# created-timestamp-zero-ingestion, VictoriaMetrics (vmagent, a Prometheus
+# agent, vmalert), the alerts end to end through a real Alertmanager, the
+# rehearsal stack (scripts/stack.sh) starting and stopping cleanly, TLS and
+# basic auth of the metrics port against curl and Prometheus, the soak test,
+# and Swagger UI in a real browser.
 # Installs what it needs when run as root (as CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,6 +108,9 @@ python3 scripts/doc-paths.py
 
 step "end to end with Prometheus"
 scripts/e2e-prometheus.sh
+
+step "created timestamps: Go's client_model, prometheus_client, Prometheus 2.53.3 with created-timestamp-zero-ingestion"
+scripts/e2e-created.sh
 
 step "end to end with VictoriaMetrics: vmagent and a Prometheus agent remote-write, vmalert runs the rules"
 scripts/e2e-victoriametrics.sh

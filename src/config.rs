@@ -157,6 +157,14 @@ pub struct Config {
     /// or below 2^-128 s count in the zero bucket.
     #[arg(long, env = "MYAPP_NATIVE_HISTOGRAM_BUCKET_FACTOR", default_value_t = 1.1, value_parser = parse_bucket_factor)]
     pub native_histogram_bucket_factor: f64,
+    /// Write a `_created` sample (when the series began counting, in seconds
+    /// since the epoch) after each counter and histogram series in OpenMetrics
+    /// answers, as client_golang's EnableOpenMetricsTextCreatedSamples. Off by
+    /// default, as there: Prometheus before 3 stores each as a series of its
+    /// own. Protobuf answers always carry the time (created_timestamp); the
+    /// 0.0.4 text never does. The env twin takes true or false.
+    #[arg(long, env = "MYAPP_OPENMETRICS_CREATED_SAMPLES")]
+    pub openmetrics_created_samples: bool,
     /// Log format.
     #[arg(long, env = "MYAPP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -316,6 +324,7 @@ mod tests {
         assert_eq!(config.shutdown_delay_secs, 0);
         assert_eq!(config.web_config_file, None);
         assert_eq!(config.native_histogram_bucket_factor, 1.1);
+        assert!(!config.openmetrics_created_samples);
     }
 
     #[test]

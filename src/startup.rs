@@ -98,6 +98,8 @@ pub struct AppState {
     pub basic_auth: Option<BasicAuthUsers>,
     /// How long a request's body may take to arrive (`--body-timeout-secs`).
     pub body_timeout: Duration,
+    /// Whether OpenMetrics answers carry `_created` samples.
+    pub openmetrics_created_samples: bool,
 }
 
 impl AppState {
@@ -117,6 +119,7 @@ impl AppState {
             metrics_token: None,
             basic_auth: None,
             body_timeout: Duration::from_secs(config.body_timeout_secs),
+            openmetrics_created_samples: config.openmetrics_created_samples,
         }
     }
 }
@@ -220,7 +223,11 @@ fn work_api(state: &AppState) -> RecordOperations<WorkApi> {
 fn metrics_port_operations(state: &AppState) -> (HealthApi, MetricsApi, AdminApi) {
     (
         HealthApi::new(state.shutdown.clone()),
-        MetricsApi::new(state.metrics, state.metrics_token.clone()),
+        MetricsApi::new(
+            state.metrics,
+            state.metrics_token.clone(),
+            state.openmetrics_created_samples,
+        ),
         AdminApi::new(
             state.workload.clone(),
             state.metrics_token.clone(),

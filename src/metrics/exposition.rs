@@ -1,6 +1,6 @@
 //! The `/metrics` operation: negotiation, the `name[]` filter, encoding,
 //! gzip, the bearer token, and the `promhttp_*` metrics that count scrapes.
-use std::io::Write;
+use std::{io::Write, time::SystemTime};
 
 use flate2::{write::GzEncoder, Compression};
 use poem::http::{header, HeaderMap};
@@ -150,18 +150,20 @@ pub enum MetricsResponse {
 
 impl MetricsResponse {
     /// The exposition of `families`, with `exemplars` where the format has
-    /// room for them, that `headers` ask for.
+    /// room for them (and OpenMetrics `_created` samples when
+    /// `created_samples`), that `headers` ask for.
     pub fn exposition(
         families: &[MetricFamily],
         exemplars: &ExemplarSnapshot,
         native: Option<&NativeBuckets>,
+        created_samples: bool,
         headers: &HeaderMap,
     ) -> Self {
         let header = |name| headers.get(name).and_then(|value| value.to_str().ok());
         let negotiated = Negotiated::from_accept(header(header::ACCEPT));
         let compress = accepts_gzip(header(header::ACCEPT_ENCODING));
         let format = negotiated.format;
-        let body = match format.encode(families, exemplars, native) {
+        let body = match format.encode(families, exemplars, native, created_samples) {
             Ok(body) => body,
             Err(err) => return Self::failed(format!("failed to encode metrics: {err}")),
         };
@@ -214,13 +216,23 @@ impl MetricsResponse {
 pub struct MetricsApi {
     metrics: &'static Registered,
     token: Option<MetricsToken>,
+    created_samples: bool,
 }
 
 impl MetricsApi {
-    /// The operation, exposing `metrics`; with a token, it answers only
-    /// requests that carry it.
-    pub fn new(metrics: &'static Registered, token: Option<MetricsToken>) -> Self {
-        Self { metrics, token }
+    /// The operation, exposing `metrics`, with OpenMetrics `_created` samples
+    /// when `created_samples`; with a token, it answers only requests that
+    /// carry it.
+    pub fn new(
+        metrics: &'static Registered,
+        token: Option<MetricsToken>,
+        created_samples: bool,
+    ) -> Self {
+        Self {
+            metrics,
+            token,
+            created_samples,
+        }
     }
 }
 
@@ -254,15 +266,19 @@ impl MetricsApi {
             let work = &registered.requests;
             // Exemplars first: each is then counted in the families gathered after.
             let exemplars = work.exemplars.snapshot();
+            let gathered_at = SystemTime::now();
             let mut families = registered.gather();
             let native = work
                 .native
                 .as_ref()
                 .map(|native| native.collect_into(&work.duration, &mut families));
+            // After the native buckets, which collect the histogram again.
+            registered.created.stamp(gathered_at, &mut families);
             MetricsResponse::exposition(
                 &only_named(families, names.as_deref().unwrap_or_default()),
                 &exemplars,
                 native.as_ref(),
+                self.created_samples,
                 headers,
             )
         })
@@ -319,6 +335,7 @@ mod tests {
             &families(),
             &no_exemplars(),
             None,
+            false,
             &HeaderMap::new(),
         ));
         assert_eq!(
@@ -334,6 +351,7 @@ mod tests {
             &families(),
             &no_exemplars(),
             None,
+            false,
             &headers(&[(header::ACCEPT_ENCODING, "gzip")]),
         ));
         assert_eq!(
@@ -355,6 +373,7 @@ mod tests {
                 &families(),
                 &no_exemplars(),
                 None,
+                false,
                 &headers(&[(header::ACCEPT, accept)]),
             ));
             assert_eq!((content_type.as_str(), encoding), (TEXT, None), "{accept}");
@@ -390,6 +409,7 @@ mod tests {
                 &families(),
                 &no_exemplars(),
                 None,
+                false,
                 &headers(&[
                     (header::ACCEPT, accept),
                     (header::ACCEPT_ENCODING, accept_encoding),
@@ -421,6 +441,7 @@ mod tests {
                 std::slice::from_ref(&empty),
                 &no_exemplars(),
                 None,
+                false,
                 &headers(&[(header::ACCEPT, accept)]),
             );
             let MetricsResponse::Failed(PlainText(reason)) = response else {
@@ -437,7 +458,7 @@ mod tests {
         ScrapeMetrics::register(&registry).unwrap();
         let text = String::from_utf8(
             Format::Text
-                .encode(&registry.gather(), &no_exemplars(), None)
+                .encode(&registry.gather(), &no_exemplars(), None, false)
                 .unwrap(),
         )
         .unwrap();

@@ -21,6 +21,7 @@ pub mod runtime;
 use std::sync::OnceLock;
 
 use prometheus::{IntGaugeVec, Opts, Registry};
+use prometheus_exposition::CreatedTimes;
 
 pub use self::{exposition::ScrapeMetrics, request::RequestMetrics};
 use self::{process::ProcessCollector, runtime::RuntimeCollector};
@@ -35,6 +36,9 @@ pub struct Registered {
     pub workload: WorkloadMetrics,
     /// The `promhttp_*` metrics of `/metrics`.
     pub scrapes: ScrapeMetrics,
+    /// When each counter and histogram series was created: the time they
+    /// were registered for those made then, as client_golang has it.
+    pub created: CreatedTimes,
     registry: Registry,
 }
 
@@ -49,6 +53,9 @@ impl Registered {
         buckets: &[f64],
         native_factor: f64,
     ) -> prometheus::Result<Self> {
+        // Before the metrics, so that its first gather stamps them with a
+        // time before any of them counted.
+        let created = CreatedTimes::new();
         let requests = RequestMetrics::register(registry, buckets, native_factor)?;
         let build_info = IntGaugeVec::new(
             Opts::new(
@@ -69,6 +76,7 @@ impl Registered {
             requests,
             workload,
             scrapes,
+            created,
             registry: registry.clone(),
         })
     }

@@ -1,17 +1,22 @@
 //! The process's `process_*` metrics, read from `/proc/self` at each scrape,
 //! as Go's client_golang reports them on Linux: CPU time and start time in
-//! fractional seconds, with Go's names and help texts.
+//! fractional seconds, with Go's names and help texts. Unlike Go, whose
+//! constant metrics carry no created time, `process_cpu_seconds_total` has
+//! one: the process's start, when its CPU time was zero.
 //!
 //! It replaces the prometheus crate's `process` feature, whose collector
 //! divides clock ticks by the tick rate as integers: its
 //! `process_cpu_seconds_total` moves by whole seconds, so
 //! `rate(process_cpu_seconds_total[1m])` reads 0 for a service that uses 5% of
 //! a core, then a spike (tikv/rust-prometheus issues 451 and 560).
+use std::time::{Duration, UNIX_EPOCH};
+
 use procfs::process::{LimitValue, Process};
 use prometheus::{
     core::{Collector, Desc},
     proto::{Counter, Gauge, Metric, MetricFamily, MetricType},
 };
+use prometheus_exposition::set_created;
 
 /// `process_cpu_seconds_total`, `process_open_fds`, `process_max_fds`,
 /// `process_virtual_memory_bytes`, `process_virtual_memory_max_bytes`,
@@ -29,11 +34,11 @@ pub struct ProcessCollector {
     start_time: Desc,
     threads: Desc,
     /// `USER_HZ`, the unit of the times in `/proc/self/stat`.
-    ticks_per_second: f64,
+    ticks_per_second: u32,
     page_size: f64,
     /// When the system booted, in seconds since the epoch (`btime` of
     /// `/proc/stat`); `None` when it could not be read.
-    boot_time: Option<f64>,
+    boot_time: Option<u64>,
 }
 
 impl ProcessCollector {
@@ -67,9 +72,10 @@ impl ProcessCollector {
                 "Start time of the process since unix epoch in seconds.",
             )?,
             threads: desc("process_threads", "Number of OS threads in the process.")?,
-            ticks_per_second: procfs::ticks_per_second() as f64,
+            // 100 on Linux (USER_HZ), whatever the kernel's tick rate.
+            ticks_per_second: procfs::ticks_per_second() as u32,
             page_size: procfs::page_size() as f64,
-            boot_time: procfs::boot_time_secs().ok().map(|secs| secs as f64),
+            boot_time: procfs::boot_time_secs().ok(),
         })
     }
 }
@@ -123,12 +129,15 @@ impl Collector for ProcessCollector {
         };
         let mut families = Vec::with_capacity(8);
         if let Ok(stat) = process.stat() {
+            let ticks_per_second = f64::from(self.ticks_per_second);
             let ticks = (stat.utime + stat.stime) as f64;
-            families.push(family(
-                &self.cpu,
-                MetricType::COUNTER,
-                ticks / self.ticks_per_second,
-            ));
+            let mut cpu = family(&self.cpu, MetricType::COUNTER, ticks / ticks_per_second);
+            if let Some(boot_time) = self.boot_time {
+                let since_boot = Duration::from_secs(stat.starttime) / self.ticks_per_second;
+                let start = UNIX_EPOCH + Duration::from_secs(boot_time) + since_boot;
+                set_created(&mut cpu.mut_metric()[0], start);
+            }
+            families.push(cpu);
             families.push(family(
                 &self.virtual_memory,
                 MetricType::GAUGE,
@@ -143,7 +152,7 @@ impl Collector for ProcessCollector {
                 families.push(family(
                     &self.start_time,
                     MetricType::GAUGE,
-                    boot_time + stat.starttime as f64 / self.ticks_per_second,
+                    boot_time as f64 + stat.starttime as f64 / ticks_per_second,
                 ));
             }
             families.push(family(

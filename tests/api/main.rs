@@ -3,6 +3,7 @@ mod admin_access;
 mod binary;
 mod claims;
 mod concurrency;
+mod created;
 mod exactness;
 mod exemplars;
 mod exposition;

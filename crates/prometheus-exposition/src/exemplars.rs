@@ -3,11 +3,7 @@
 //! the observed value, when), as client_golang keeps them. The prometheus
 //! crate's model has no exemplars, so they are kept here, beside its metrics,
 //! and added by the OpenMetrics and protobuf encoders (never the 0.0.4 text).
-use std::{
-    fmt,
-    sync::Mutex,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{fmt, sync::Mutex, time::SystemTime};
 
 use prometheus::proto::Metric;
 
@@ -38,9 +34,7 @@ impl Exemplar {
     /// The timestamp in seconds since the epoch, as client_golang computes
     /// it (nanoseconds / 1e9).
     pub fn seconds(&self) -> f64 {
-        self.timestamp
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |since| since.as_nanos() as f64 / 1e9)
+        super::openmetrics::unix_seconds(self.timestamp)
     }
 }
 

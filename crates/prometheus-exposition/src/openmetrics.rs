@@ -4,18 +4,28 @@
 //! for families named after a unit, numbers in Go's shortest form with `.0`
 //! on whole ones (`le="1.0"`), double quotes escaped in help texts too,
 //! exemplars after the counter and bucket samples that have one
-//! (`# {trace_id="…"} 0.042 1764208800.123`), and `# EOF` last.
-use std::fmt::Write;
+//! (`# {trace_id="…"} 0.042 1764208800.123`), when asked a `_created` sample
+//! after each counter and histogram series that has a created time (as
+//! expfmt's `WithCreatedLines`), and `# EOF` last.
+use std::{
+    fmt::Write,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 
-use super::exemplars::{Exemplar, ExemplarSnapshot};
+use super::{
+    created::created,
+    exemplars::{Exemplar, ExemplarSnapshot},
+};
 
-/// Encodes `families` as OpenMetrics text, refusing a family without a
-/// metric or a name as the crate's encoders do.
+/// Encodes `families` as OpenMetrics text, with `_created` samples when
+/// `created_samples`, refusing a family without a metric or a name as the
+/// crate's encoders do.
 pub(super) fn encode(
     families: &[MetricFamily],
     exemplars: &ExemplarSnapshot,
+    created_samples: bool,
 ) -> prometheus::Result<Vec<u8>> {
     let mut out = String::new();
     for family in families {
@@ -31,7 +41,7 @@ pub(super) fn encode(
                 "MetricFamily has no {missing}: {family:?}"
             )));
         }
-        write_family(&mut out, family, exemplars);
+        write_family(&mut out, family, exemplars, created_samples);
     }
     out.push_str("# EOF\n");
     Ok(out.into_bytes())
@@ -46,7 +56,12 @@ fn unit(name: &str) -> Option<&'static str> {
     })
 }
 
-fn write_family(out: &mut String, family: &MetricFamily, exemplars: &ExemplarSnapshot) {
+fn write_family(
+    out: &mut String,
+    family: &MetricFamily,
+    exemplars: &ExemplarSnapshot,
+    created_samples: bool,
+) {
     let name = family.name();
     let kind = family.get_field_type();
     let counter_total = kind == MetricType::COUNTER && name.ends_with("_total");
@@ -66,6 +81,13 @@ fn write_family(out: &mut String, family: &MetricFamily, exemplars: &ExemplarSna
         MetricType::HISTOGRAM => "histogram",
     };
     let _ = writeln!(out, "# TYPE {family_name} {type_name}");
+    // A counter without `_total` is written as `unknown`, which has no `_created`.
+    let created_name = format!("{family_name}_created");
+    let created_sample = |out: &mut String, metric: &Metric| {
+        if let Some(time) = created(metric).filter(|_| created_samples) {
+            sample(out, &created_name, metric, None, &float(unix_seconds(time)));
+        }
+    };
     if let Some(unit) = unit(family_name) {
         let _ = writeln!(out, "# UNIT {family_name} {unit}");
     }
@@ -75,6 +97,9 @@ fn write_family(out: &mut String, family: &MetricFamily, exemplars: &ExemplarSna
                 let value = float(metric.get_counter().value());
                 sample(out, name, metric, None, &value);
                 exemplar(out, exemplars.counter(name, metric));
+                if counter_total {
+                    created_sample(out, metric);
+                }
             }
             MetricType::GAUGE => {
                 sample(out, name, metric, None, &float(metric.get_gauge().value()))
@@ -130,6 +155,7 @@ fn write_family(out: &mut String, family: &MetricFamily, exemplars: &ExemplarSna
                 let sum = float(histogram.get_sample_sum());
                 sample(out, &format!("{name}_sum"), metric, None, &sum);
                 sample(out, &format!("{name}_count"), metric, None, &count);
+                created_sample(out, metric);
             }
         }
     }
@@ -182,6 +208,13 @@ fn escape(text: &str) -> String {
     text.replace('\\', r"\\")
         .replace('\n', r"\n")
         .replace('"', r#"\""#)
+}
+
+/// `time` in seconds since the epoch, as expfmt writes exemplar and created
+/// times: nanoseconds / 1e9.
+pub(super) fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_nanos() as f64 / 1e9)
 }
 
 /// A number as Go's `strconv.FormatFloat(f, 'g', -1, 64)` writes it (the
@@ -281,9 +314,10 @@ mod tests {
         registry.register(Box::new(histogram)).unwrap();
         registry.register(Box::new(gauge)).unwrap();
         registry.register(Box::new(not_total)).unwrap();
-        let text =
-            String::from_utf8(encode(&registry.gather(), &ExemplarSnapshot::default()).unwrap())
-                .unwrap();
+        let text = String::from_utf8(
+            encode(&registry.gather(), &ExemplarSnapshot::default(), false).unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             text,
             "# HELP events Events\n\
@@ -336,7 +370,8 @@ mod tests {
         // What Go's expfmt writes for this time: float64(UnixNano()) / 1e9,
         // printed by go1.19 as 1.7642088001230001e+09.
         snapshot.set_timestamps(UNIX_EPOCH + Duration::from_millis(1_764_208_800_123));
-        let text = String::from_utf8(encode(&registry.gather(), &snapshot).unwrap()).unwrap();
+        let text =
+            String::from_utf8(encode(&registry.gather(), &snapshot, false).unwrap()).unwrap();
         let ab = "abababababababababababababababab";
         let one = "01010101010101010101010101010101";
         assert_eq!(
@@ -360,6 +395,67 @@ mod tests {
     }
 
     #[test]
+    fn created_samples_follow_counter_and_histogram_series_only_when_asked() {
+        use std::time::{Duration, UNIX_EPOCH};
+
+        use crate::{created::set_created, ExemplarSnapshot, Format};
+
+        let registry = Registry::new();
+        let counter = IntCounterVec::new(Opts::new("ops_total", "Ops"), &["status"]).unwrap();
+        counter.with_label_values(&["200"]).inc();
+        let histogram = Histogram::with_opts(
+            HistogramOpts::new("latency_seconds", "Latency").buckets(vec![0.5]),
+        )
+        .unwrap();
+        histogram.observe(0.25);
+        let not_total = prometheus::IntCounter::new("events", "Events").unwrap();
+        registry.register(Box::new(counter)).unwrap();
+        registry.register(Box::new(histogram)).unwrap();
+        registry.register(Box::new(not_total)).unwrap();
+        let plain = registry.gather();
+        let mut stamped = plain.clone();
+        for family in &mut stamped {
+            set_created(
+                &mut family.mut_metric()[0],
+                UNIX_EPOCH + Duration::from_millis(1_764_208_800_123),
+            );
+        }
+        let none = ExemplarSnapshot::default();
+        let text = |families, created_samples| {
+            String::from_utf8(encode(families, &none, created_samples).unwrap()).unwrap()
+        };
+        // As expfmt's WithCreatedLines writes them (the time as in
+        // exemplars_follow_their_counter_and_bucket_samples); a counter
+        // without `_total`, written as `unknown`, has none.
+        assert_eq!(
+            text(&stamped, true),
+            "# HELP events Events\n\
+             # TYPE events unknown\n\
+             events 0.0\n\
+             # HELP latency_seconds Latency\n\
+             # TYPE latency_seconds histogram\n\
+             # UNIT latency_seconds seconds\n\
+             latency_seconds_bucket{le=\"0.5\"} 1\n\
+             latency_seconds_bucket{le=\"+Inf\"} 1\n\
+             latency_seconds_sum 0.25\n\
+             latency_seconds_count 1\n\
+             latency_seconds_created 1.7642088001230001e+09\n\
+             # HELP ops Ops\n\
+             # TYPE ops counter\n\
+             ops_total{status=\"200\"} 1.0\n\
+             ops_created{status=\"200\"} 1.7642088001230001e+09\n\
+             # EOF\n"
+        );
+        // Off: the same bytes as without created times; the 0.0.4 text never
+        // has them.
+        assert_eq!(text(&stamped, false), text(&plain, false));
+        assert_eq!(text(&plain, true), text(&plain, false));
+        let text_format =
+            |families: &[MetricFamily]| Format::Text.encode(families, &none, None, true).unwrap();
+        assert_eq!(text_format(&stamped), text_format(&plain));
+    }
+
+    #[test]
     fn units_are_whole_words_at_the_end_of_the_name() {
         assert_eq!(unit("process_cpu_seconds"), Some("seconds"));
         assert_eq!(unit("process_resident_memory_bytes"), Some("bytes"));
@@ -374,9 +470,13 @@ mod tests {
         empty.set_name("empty".to_string());
         let why = prometheus::Error::Msg(format!("MetricFamily has no metrics: {empty:?}"));
         assert_eq!(
-            encode(std::slice::from_ref(&empty), &ExemplarSnapshot::default())
-                .unwrap_err()
-                .to_string(),
+            encode(
+                std::slice::from_ref(&empty),
+                &ExemplarSnapshot::default(),
+                false
+            )
+            .unwrap_err()
+            .to_string(),
             why.to_string()
         );
     }
