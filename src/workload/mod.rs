@@ -21,7 +21,7 @@ use std::{
 
 use poem_openapi::{
     registry::{MetaSchemaRef, Registry as SchemaRegistry},
-    types::{ParseFromJSON, ParseResult, ToJSON, Type},
+    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
     Object,
 };
 use prometheus::{Gauge, IntCounterVec, Opts, Registry};
@@ -32,6 +32,12 @@ use crate::server::shutdown::Shutdown;
 
 /// The rule of a share: the flags' message too.
 pub const SHARE_RULE: &str = "must be between 0.0 and 1.0";
+
+/// `value` as a share, if it is one (0.0 to 1.0); -0.0, equal to 0.0, is
+/// taken as 0.0, so that the gauges and settings never show `-0`.
+pub fn share(value: f64) -> Option<f64> {
+    (0.0..=1.0).contains(&value).then_some(value.abs())
+}
 
 /// How often the `--workload-file` is read for changes.
 pub const FILE_POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -220,7 +226,7 @@ impl Settings {
         if field.is_share() {
             let share = value
                 .as_f64()
-                .filter(|share| (0.0..=1.0).contains(share))
+                .and_then(share)
                 .ok_or_else(|| Invalid::of(key, format!("{key} {SHARE_RULE}, not {value}")))?;
             match field {
                 Field::ErrorRate => self.error_rate = share,
@@ -291,8 +297,16 @@ impl Type for Change {
 }
 
 impl ParseFromJSON for Change {
+    /// An empty body is not JSON: refused as a body that is not, and so not
+    /// counted as a change. poem-openapi reads it as `null`, so `null` is
+    /// refused so too.
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        Ok(Self(value.unwrap_or_default()))
+        match value {
+            None | Some(Value::Null) => Err(ParseError::custom(
+                "the body is empty (or null); the settings must be a JSON object",
+            )),
+            Some(value) => Ok(Self(value)),
+        }
     }
 }
 

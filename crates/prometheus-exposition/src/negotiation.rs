@@ -237,7 +237,11 @@ fn unquote(value: &str) -> String {
     let mut unquoted = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
-        unquoted.push(if c == '\\' { chars.next().unwrap_or(c) } else { c });
+        unquoted.push(if c == '\\' {
+            chars.next().unwrap_or(c)
+        } else {
+            c
+        });
     }
     unquoted
 }
@@ -403,14 +407,24 @@ mod tests {
             "application/json,text/plain;q=0",
             "application/openmetrics-text;version=1.0.0;q=0,text/plain;q=0",
         ] {
-            assert_eq!(Negotiated::from_accept(Some(accept)), None, "Accept: {accept}");
+            assert_eq!(
+                Negotiated::from_accept(Some(accept)),
+                None,
+                "Accept: {accept}"
+            );
         }
         // Refusing text while naming another format, or refusing other
         // formats only, leaves a format to answer in.
         let cases = [
             (format!("text/plain;q=0,{PROTOBUF}"), Format::Protobuf),
-            ("*/*;q=0,application/openmetrics-text".to_string(), Format::OpenMetricsV001),
-            ("text/plain;q=0,text/plain;version=0.0.4;q=0.5".to_string(), Format::Text),
+            (
+                "*/*;q=0,application/openmetrics-text".to_string(),
+                Format::OpenMetricsV001,
+            ),
+            (
+                "text/plain;q=0,text/plain;version=0.0.4;q=0.5".to_string(),
+                Format::Text,
+            ),
             ("text/plain;version=1.0.0;q=0".to_string(), Format::Text),
             ("text/html;q=0".to_string(), Format::Text),
             (format!("{PROTOBUF};q=0"), Format::Text),
@@ -464,18 +478,46 @@ mod tests {
         /// here), and whether it is a wildcard over the text format.
         fn media() -> impl Strategy<Value = (String, Option<Format>, bool)> {
             let version = |v: &'static str| {
-                prop_oneof![Just(format!(";version={v}")), Just(format!("; version=\"{v}\""))]
+                prop_oneof![
+                    Just(format!(";version={v}")),
+                    Just(format!("; version=\"{v}\""))
+                ]
             };
             prop_oneof![
                 Just(("text/plain".to_string(), Some(Format::Text), false)),
-                version("0.0.4").prop_map(|v| (format!("text/plain{v}"), Some(Format::Text), false)),
+                version("0.0.4").prop_map(|v| (
+                    format!("text/plain{v}"),
+                    Some(Format::Text),
+                    false
+                )),
                 version("1.0.0").prop_map(|v| (format!("text/plain{v}"), None, false)),
-                Just(("application/openmetrics-text".to_string(), Some(Format::OpenMetricsV001), false)),
-                version("0.0.1").prop_map(|v| (format!("application/openmetrics-text{v}"), Some(Format::OpenMetricsV001), false)),
-                version("1.0.0").prop_map(|v| (format!("Application/OpenMetrics-Text{v}"), Some(Format::OpenMetrics), false)),
-                version("2.0.0").prop_map(|v| (format!("application/openmetrics-text{v}"), None, false)),
+                Just((
+                    "application/openmetrics-text".to_string(),
+                    Some(Format::OpenMetricsV001),
+                    false
+                )),
+                version("0.0.1").prop_map(|v| (
+                    format!("application/openmetrics-text{v}"),
+                    Some(Format::OpenMetricsV001),
+                    false
+                )),
+                version("1.0.0").prop_map(|v| (
+                    format!("Application/OpenMetrics-Text{v}"),
+                    Some(Format::OpenMetrics),
+                    false
+                )),
+                version("2.0.0").prop_map(|v| (
+                    format!("application/openmetrics-text{v}"),
+                    None,
+                    false
+                )),
                 Just((PROTOBUF.to_string(), Some(Format::Protobuf), false)),
-                Just(("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily".to_string(), None, false)),
+                Just((
+                    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily"
+                        .to_string(),
+                    None,
+                    false
+                )),
                 Just(("text/*".to_string(), None, true)),
                 Just(("*/*".to_string(), None, true)),
                 Just(("*".to_string(), None, true)),
@@ -490,12 +532,22 @@ mod tests {
             prop_oneof![
                 Just((String::new(), Some(1.0))),
                 prop::sample::select(vec![
-                    ("0", 0.0), ("0.0", 0.0), ("0.000", 0.0), ("0.001", 0.001), ("0.25", 0.25),
-                    ("0.5", 0.5), ("0.999", 0.999), ("1", 1.0), ("1.0", 1.0), ("1.000", 1.0),
+                    ("0", 0.0),
+                    ("0.0", 0.0),
+                    ("0.000", 0.0),
+                    ("0.001", 0.001),
+                    ("0.25", 0.25),
+                    ("0.5", 0.5),
+                    ("0.999", 0.999),
+                    ("1", 1.0),
+                    ("1.0", 1.0),
+                    ("1.000", 1.0),
                 ])
                 .prop_map(|(text, value)| (format!(";q={text}"), Some(value))),
-                prop::sample::select(vec!["2", "inf", "-1", "0.0001", "1.5", "1.001", "high", "", "NaN"])
-                    .prop_map(|text| (format!(";q={text}"), None)),
+                prop::sample::select(vec![
+                    "2", "inf", "-1", "0.0001", "1.5", "1.001", "high", "", "NaN"
+                ])
+                .prop_map(|text| (format!(";q={text}"), None)),
             ]
         }
 
