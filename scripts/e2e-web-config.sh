@@ -65,7 +65,7 @@ echo 01 >ca.serial
 printf '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=ca.serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n' >ca.cnf
 cp server.key expired.key
 openssl_quiet ca -config ca.cnf -batch -notext -cert ca.crt -keyfile ca.key -in server.csr \
-  -out expired.crt -startdate 20200101000000Z -enddate 20200102000000Z
+  -extfile server.ext -out expired.crt -startdate 20200101000000Z -enddate 20200102000000Z
 
 password="pw-$RANDOM$RANDOM-never-logged"
 printf '%s' "$password" >password
