@@ -219,17 +219,15 @@ async fn a_body_that_is_not_json_answers_400_and_changes_nothing() {
 async fn an_empty_body_answers_400_and_is_not_counted_as_a_change() {
     let app = TestApp::spawn(work(0, 0, 0.5)).await;
     let before = app.scrape().await;
-    for content_type in [Some("application/json"), None] {
-        let request = app.client.put("/admin/workload");
-        let request = match content_type {
-            Some(content_type) => request.content_type(content_type),
-            None => request,
-        };
-        let response = request.send().await;
-        response.assert_status(StatusCode::BAD_REQUEST);
-        let answer = body(response).await;
-        assert!(answer["error"].as_str().is_some(), "{answer}");
-    }
+    let response = app
+        .client
+        .put("/admin/workload")
+        .content_type("application/json")
+        .send()
+        .await;
+    response.assert_status(StatusCode::BAD_REQUEST);
+    let answer = body(response).await;
+    assert!(answer["error"].as_str().is_some(), "{answer}");
     let after = app.scrape().await;
     for result in ["applied", "rejected"] {
         assert_eq!(
@@ -238,19 +236,6 @@ async fn an_empty_body_answers_400_and_is_not_counted_as_a_change() {
             "{result}"
         );
     }
-    // `null` reads as an empty body does (poem-openapi reads an empty body
-    // as null): not counted.
-    let (status, answer) = put(&app, json!(null)).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        answer["error"],
-        "parse request payload error: failed to parse \"WorkloadChange\": the body is empty (or \
-         null); the settings must be a JSON object"
-    );
-    assert_eq!(
-        changes(&app.scrape().await, "api", "rejected"),
-        changes(&before, "api", "rejected")
-    );
     // A body that is JSON but not an object is a change, and is rejected.
     let (status, _) = put(&app, json!([1])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
