@@ -9,11 +9,14 @@
 # Prometheus scrapes a with tls_config and basic_auth, b with tls_config and
 # the token, and a again with a wrong password. Checks: up is 1, 1 and 0 (401);
 # curl: the right password 200, a wrong one or none 401, the probes open,
-# plain HTTP, no client certificate and an untrusted one refused, TLS 1.2 to b
-# refused; `myapp scenario` over https to b by name (--ca-file, --token-file)
-# applies and restores, and stops on an untrusted CA; no password, hash,
-# token or key in any log. Leaves its files in
-# target/e2e-web-config/.
+# plain HTTP answered 400 as Go answers it, no client certificate, an
+# untrusted one and a v1 one refused (the reason logged at WARN), TLS 1.2 to b
+# refused; the certificate rotated on disk is served to the next connection
+# (its serial, by openssl s_client); a certificate expired, or expiring in 6
+# days, warned about at start-up, one expiring in 8 days not; `myapp
+# scenario` over https to b by name (--ca-file, --token-file) applies and
+# restores, and stops on an untrusted CA; no password, hash, token or key in
+# any log. Leaves its files in target/e2e-web-config/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -41,17 +44,34 @@ make_ca() { # NAME
   openssl_quiet req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout "$1.key" -out "$1.crt" -days 2 -subj "/CN=$1"
 }
-make_cert() { # NAME CA EXTENSIONS
+make_cert() { # NAME CA EXTENSIONS [DAYS]: without EXTENSIONS, an X.509 v1 certificate
   openssl_quiet req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout "$1.key" -out "$1.csr" -subj "/CN=$1"
+  local extensions=()
+  if [ -n "$3" ]; then
+    printf '%s\n' "$3" >"$1.ext"
+    extensions=(-extfile "$1.ext")
+  fi
   openssl_quiet x509 -req -in "$1.csr" -CA "$2.crt" -CAkey "$2.key" -CAcreateserial \
-    -out "$1.crt" -days 2 -extfile <(printf '%s\n' "$3")
+    -out "$1.crt" -days "${4:-2}" "${extensions[@]}"
 }
+server_ext=$'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'
 make_ca ca
 make_ca untrusted-ca
-make_cert server ca $'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth'
+make_cert server ca "$server_ext"
+make_cert rotated ca "$server_ext"
 make_cert prometheus ca 'extendedKeyUsage=clientAuth'
 make_cert intruder untrusted-ca 'extendedKeyUsage=clientAuth'
+make_cert v1-client ca ''
+make_cert expires-in-6-days ca "$server_ext" 6
+make_cert expires-in-8-days ca "$server_ext" 8
+# Expired: `openssl ca` takes dates where `x509 -req` takes only days.
+touch index.txt
+echo 01 >ca.serial
+printf '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=ca.serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n' >ca.cnf
+cp server.key expired.key
+openssl_quiet ca -config ca.cnf -batch -notext -cert ca.crt -keyfile ca.key -in server.csr \
+  -extfile server.ext -out expired.crt -startdate 20200101000000Z -enddate 20200102000000Z
 
 password="pw-$RANDOM$RANDOM-never-logged"
 printf '%s' "$password" >password
@@ -104,14 +124,47 @@ challenge() { curl -s -D - -o /dev/null "${trust[@]}" "${client[@]}" "https://$a
 check "a: 401 says WWW-Authenticate: Basic" challenge
 probes() { [ "$(curl -s "${trust[@]}" "${client[@]}" "https://$a/healthz" "https://$a/readyz")" = okready ]; }
 check "a: /healthz and /readyz without credentials: 200" probes
-check "a: plain HTTP refused" expect 000 "http://$a/metrics"
+plain_http() { [ "$(curl -s -w ' %{http_code}' --max-time 5 "http://$a/metrics")" = "Client sent an HTTP request to an HTTPS server.
+ 400" ]; }
+check "a: plain HTTP answered 400 as Go answers it" plain_http
 check "a: no client certificate refused" expect 000 "${trust[@]}" -u "prometheus:$password" "https://$a/metrics"
 check "a: a certificate of another CA refused" expect 000 "${trust[@]}" --cert "$out/intruder.crt" --key "$out/intruder.key" -u "prometheus:$password" "https://$a/metrics"
+check "a: a v1 client certificate refused" expect 000 "${trust[@]}" --cert "$out/v1-client.crt" --key "$out/v1-client.key" -u "prometheus:$password" "https://$a/metrics"
+logged_warn() { grep -q " WARN .*TLS handshake failed: client certificate refused error=$1" "$out/myapp-a.log"; }
+check "a: an untrusted client certificate refused, its reason logged at WARN" logged_warn '.*UnknownIssuer'
+check "a: a v1 client certificate refused, its reason logged at WARN" logged_warn '.*UnsupportedCertVersion'
 check "a: a server certificate its CA signed is trusted, others are not" expect 000 --cacert "$out/untrusted-ca.crt" "${client[@]}" -u "prometheus:$password" "https://$a/metrics"
 check "a: the public port stays plain HTTP" expect 200 "http://$a_public/work?x" 
 check "b: TLS 1.3 with the token: 200" expect 200 "${trust[@]}" -H "Authorization: Bearer $token" "https://$b/metrics"
 check "b: TLS 1.2 refused (min_version TLS13)" expect 000 "${trust[@]}" --tls-max 1.2 -H "Authorization: Bearer $token" "https://$b/metrics"
 check "b: no token: 401" expect 401 "${trust[@]}" "https://$b/metrics"
+
+# --- rotation, and expiry at start-up ------------------------------------------------
+serial_of() { openssl x509 -noout -serial -in "$1"; }
+served_serial() { openssl s_client -connect "$b" -CAfile "$out/ca.crt" </dev/null 2>/dev/null | openssl x509 -noout -serial; }
+check "b: serves server.crt" eval '[ "$(served_serial)" = "$(serial_of "$out/server.crt")" ]'
+# As a rotation writes them: each file renamed into place, the key first (a
+# connection between the two renames gets the previous pair, logged).
+cp "$out/server.crt" "$out/server-before.crt"
+cp "$out/rotated.key" "$out/next.key" && mv "$out/next.key" "$out/server.key"
+cp "$out/rotated.crt" "$out/next.crt" && mv "$out/next.crt" "$out/server.crt"
+check "b: the rotated certificate is served to the next connection, without a restart" \
+  eval '[ "$(served_serial)" = "$(serial_of "$out/rotated.crt")" ] && [ "$(serial_of "$out/rotated.crt")" != "$(serial_of "$out/server-before.crt")" ]'
+check "b: the rotation is logged" grep -q " INFO .*server certificate read again" "$out/myapp-b.log"
+expiry_warning() { # CERT: the warning myapp logs at start-up with CERT, or nothing
+  printf 'tls_server_config:\n  cert_file: %s.crt\n  key_file: %s.key\n' "$1" "$1" >"$out/web-$1.yml"
+  start_myapp "$out/myapp-$1.log" --metrics-listen 127.0.0.1:0 --web-config-file "$out/web-$1.yml"
+  # Called in $(…): stopped here, where it is a child.
+  kill -TERM "$MYAPP_PID"
+  wait "$MYAPP_PID" || true
+  sed -n 's/.* WARN myapp::server::certificate: \(the server certificate .*\) cert_file=.*/\1/p' "$out/myapp-$1.log"
+}
+enddate() { date -u -d "$(openssl x509 -noout -enddate -in "$out/$1.crt" | cut -d= -f2)" '+%Y-%m-%d %H:%M:%S UTC'; }
+check "a certificate expiring in 6 days: warned at start-up" \
+  eval '[ "$(expiry_warning expires-in-6-days)" = "the server certificate expires at $(enddate expires-in-6-days), within 7 days" ]'
+check "a certificate expiring in 8 days: no warning" eval '[ -z "$(expiry_warning expires-in-8-days)" ]'
+check "an expired certificate: warned at start-up" \
+  eval '[ "$(expiry_warning expired)" = "the server certificate expired at 2020-01-02 00:00:00 UTC" ]'
 
 # --- myapp scenario over https -----------------------------------------------------
 # b by its name: localhost must reach it with localhost as TLS's server name (the

@@ -8,7 +8,7 @@ use clap::{
 
 use crate::{
     load::LoadArgs,
-    workload::{Invalid, Naming, Settings, SHARE_RULE},
+    workload::{self, Invalid, Naming, Settings, SHARE_RULE},
 };
 
 /// Default histogram buckets in seconds: fine between 0.1 s and 2.5 s, the range
@@ -249,11 +249,7 @@ fn parse_listen(value: &str) -> Result<SocketAddr, String> {
 
 fn parse_share(value: &str) -> Result<f64, String> {
     let share: f64 = value.parse().map_err(|_| "not a number".to_string())?;
-    if (0.0..=1.0).contains(&share) {
-        Ok(share)
-    } else {
-        Err(SHARE_RULE.to_string())
-    }
+    workload::share(share).ok_or_else(|| SHARE_RULE.to_string())
 }
 
 fn parse_bucket_factor(value: &str) -> Result<f64, String> {
@@ -494,6 +490,11 @@ mod tests {
     fn shares_are_from_zero_to_one() {
         assert_eq!(parse_share("1"), Ok(1.0));
         assert_eq!(parse_share("0"), Ok(0.0));
+        // -0.0 equals 0.0 and is taken as 0.0, which prints as 0, not -0.
+        assert_eq!(
+            parse_share("-0.0").map(|share| share.to_string()),
+            Ok("0".into())
+        );
         assert_eq!(
             parse_share("1.5"),
             Err("must be between 0.0 and 1.0".into())

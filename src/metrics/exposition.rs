@@ -143,6 +143,11 @@ pub enum MetricsResponse {
         #[oai(header = "WWW-Authenticate")]
         String,
     ),
+    /// `Accept` refuses every format served (a range with `q=0` that names
+    /// or covers `text/plain`, and none that names another format); the body
+    /// lists the formats.
+    #[oai(status = 406)]
+    NotAcceptable(PlainText<&'static str>),
     /// The metrics could not be encoded or compressed; the body says why.
     #[oai(status = 500)]
     Failed(PlainText<String>),
@@ -160,7 +165,14 @@ impl MetricsResponse {
         headers: &HeaderMap,
     ) -> Self {
         let header = |name| headers.get(name).and_then(|value| value.to_str().ok());
-        let negotiated = Negotiated::from_accept(header(header::ACCEPT));
+        let Some(negotiated) = Negotiated::from_accept(header(header::ACCEPT)) else {
+            return Self::NotAcceptable(PlainText(
+                "Accept refuses every format served: text/plain; version=0.0.4, \
+                 application/openmetrics-text; version=1.0.0 or 0.0.1, \
+                 application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; \
+                 encoding=delimited\n",
+            ));
+        };
         let compress = accepts_gzip(header(header::ACCEPT_ENCODING));
         let format = negotiated.format;
         let body = match format.encode(families, exemplars, native, created_samples) {
@@ -207,6 +219,7 @@ impl MetricsResponse {
         match self {
             Self::Ok(..) => 200,
             Self::Unauthorized(..) => 401,
+            Self::NotAcceptable(_) => 406,
             Self::Failed(_) => 500,
         }
     }
@@ -383,6 +396,33 @@ mod tests {
                 "{accept}"
             );
         }
+    }
+
+    #[test]
+    fn an_accept_that_refuses_the_text_format_and_names_no_other_is_answered_406() {
+        for accept in ["text/plain;q=0", "*/*;q=0", "application/json, text/*;q=0"] {
+            let response = MetricsResponse::exposition(
+                &families(),
+                &no_exemplars(),
+                None,
+                &headers(&[(header::ACCEPT, accept)]),
+            );
+            assert_eq!(response.code(), 406, "{accept}");
+        }
+        // Refusing text but naming OpenMetrics is answered in OpenMetrics.
+        let (content_type, _, _) = body_of(MetricsResponse::exposition(
+            &families(),
+            &no_exemplars(),
+            None,
+            &headers(&[(
+                header::ACCEPT,
+                "text/plain;q=0, application/openmetrics-text;version=\"1.0.0\"",
+            )]),
+        ));
+        assert_eq!(
+            content_type,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8; escaping=underscores"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ use prometheus_exposition::CreatedTimes;
 
 pub use self::{exposition::ScrapeMetrics, request::RequestMetrics};
 use self::{process::ProcessCollector, runtime::RuntimeCollector};
-use crate::workload::WorkloadMetrics;
+use crate::{telemetry::dropped::DroppedLinesCollector, workload::WorkloadMetrics};
 
 /// Every metric of the service that the app records into.
 #[derive(Debug)]
@@ -46,8 +46,8 @@ impl Registered {
     /// Registers every metric in `registry`: the [`RequestMetrics`] of `/work`
     /// with these histogram buckets (and native ones of this growth factor,
     /// unless 0), `myapp_build_info`, the [`WorkloadMetrics`], the
-    /// [`ScrapeMetrics`] of `/metrics`, the process's metrics and the tokio
-    /// runtime's gauges.
+    /// [`ScrapeMetrics`] of `/metrics`, the process's metrics, the tokio
+    /// runtime's gauges and the count of log lines dropped.
     pub fn register(
         registry: &Registry,
         buckets: &[f64],
@@ -72,6 +72,7 @@ impl Registered {
         let scrapes = ScrapeMetrics::register(registry)?;
         registry.register(Box::new(ProcessCollector::new()?))?;
         registry.register(Box::new(RuntimeCollector::new()?))?;
+        registry.register(Box::new(DroppedLinesCollector::new()?))?;
         Ok(Self {
             requests,
             workload,

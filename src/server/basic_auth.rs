@@ -1,6 +1,14 @@
 //! Basic auth against the bcrypt hashes of `--web-config-file`'s
 //! `basic_auth_users`, in front of every path of its port but the probes.
-use std::{collections::BTreeMap, fmt, future::Future, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    future::Future,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, PoisonError,
+    },
+};
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use futures_util::{future::Either, TryFutureExt};
@@ -8,61 +16,129 @@ use poem::{
     http::{header, StatusCode},
     Endpoint, IntoResponse, Middleware, Request, Response,
 };
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 /// Paths that answer without credentials: the kubelet's probes carry none,
 /// and they tell nothing.
 const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
+/// The longest password bcrypt reads; it ignores what follows, so a longer
+/// one is refused, as Go's bcrypt does (`ErrPasswordTooLong`).
+pub const MAX_PASSWORD_BYTES: usize = 72;
+
 /// The users and their bcrypt hashes. `Debug` shows the names only.
 #[derive(Clone)]
-pub struct BasicAuthUsers(Arc<BTreeMap<String, String>>);
+pub struct BasicAuthUsers(Arc<Users>);
+
+struct Users {
+    hashes: BTreeMap<String, String>,
+    /// The SHA-256 of each user's password once bcrypt has verified it: a
+    /// scrape with those credentials again does no bcrypt work, as
+    /// exporter-toolkit caches its verifications. Only the password of the
+    /// hash verifies, so this holds at most one entry per user.
+    verified: Mutex<BTreeMap<String, [u8; 32]>>,
+    /// One bcrypt verification at a time, as exporter-toolkit does: clients
+    /// with wrong passwords queue here instead of taking every core.
+    bcrypt: Semaphore,
+    /// bcrypt verifications run, for the tests.
+    bcrypt_runs: AtomicUsize,
+}
 
 impl BasicAuthUsers {
     /// The users of `users` (name to bcrypt hash), or which one has a hash
-    /// that is not bcrypt's. At least one user.
+    /// that is not bcrypt's or a cost bcrypt does not have (4 to 31). At
+    /// least one user.
     pub fn new(users: BTreeMap<String, String>) -> Result<Self, String> {
-        if let Some(user) = users
-            .iter()
-            .find(|(_, hash)| hash.parse::<bcrypt::HashParts>().is_err())
-            .map(|(user, _)| user)
-        {
-            return Err(format!(
-                "basic_auth_users: the hash of user {user:?} is not a bcrypt hash"
-            ));
+        for (user, hash) in &users {
+            let Ok(parts) = hash.parse::<bcrypt::HashParts>() else {
+                return Err(format!(
+                    "basic_auth_users: the hash of user {user:?} is not a bcrypt hash"
+                ));
+            };
+            let cost = parts.get_cost();
+            if !(4..=31).contains(&cost) {
+                return Err(format!(
+                    "basic_auth_users: the hash of user {user:?} has cost {cost}; \
+                     bcrypt's costs are 4 to 31"
+                ));
+            }
         }
         if users.is_empty() {
             return Err("basic_auth_users: no user".into());
         }
-        Ok(Self(Arc::new(users)))
+        Ok(Self(Arc::new(Users {
+            hashes: users,
+            verified: Mutex::default(),
+            bcrypt: Semaphore::new(1),
+            bcrypt_runs: AtomicUsize::new(0),
+        })))
     }
 
     /// Whether `authorization` is `Basic base64(user:password)` for a listed
-    /// user and that user's password. bcrypt compares in constant time; an
-    /// unknown user is checked against another user's hash all the same, so
-    /// that the time taken does not tell which names exist. bcrypt takes tens
-    /// of milliseconds at the usual cost of 10: it runs on the blocking pool.
+    /// user and that user's password, of at most [`MAX_PASSWORD_BYTES`].
+    /// Credentials verified before pass without bcrypt; others wait their
+    /// turn for it. bcrypt compares in constant time; an unknown user is
+    /// checked against another user's hash all the same, so that the time
+    /// taken does not tell which names exist. bcrypt takes tens of
+    /// milliseconds at the usual cost of 10: it runs on the blocking pool.
     pub async fn authorize(&self, authorization: Option<&str>) -> bool {
         let Some((user, password)) = authorization.and_then(basic_credentials) else {
             return false;
         };
+        if password.len() > MAX_PASSWORD_BYTES {
+            return false;
+        }
+        let digest = sha256(&password);
+        let verified = self
+            .0
+            .verified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&user)
+            .is_some_and(|known| bool::from(known.ct_eq(&digest)));
+        if verified {
+            return true;
+        }
+        // The semaphore is never closed.
+        let Ok(_turn) = self.0.bcrypt.acquire().await else {
+            return false;
+        };
         let users = self.0.clone();
         tokio::task::spawn_blocking(move || {
-            let (known, hash) = match users.get(&user) {
+            users.bcrypt_runs.fetch_add(1, Ordering::Relaxed);
+            let (known, hash) = match users.hashes.get(&user) {
                 Some(hash) => (true, hash),
-                None => (false, users.values().next().expect("at least one user")),
+                None => (
+                    false,
+                    users.hashes.values().next().expect("at least one user"),
+                ),
             };
-            let matches = bcrypt::verify(password.as_bytes(), hash).unwrap_or(false);
-            known && matches
+            // bcrypt runs for an unknown user too.
+            let matches = bcrypt::verify(password.as_bytes(), hash).unwrap_or(false) && known;
+            if matches {
+                users
+                    .verified
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(user, digest);
+            }
+            matches
         })
         .await
         .unwrap_or(false)
     }
 }
 
+fn sha256(password: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, password.as_bytes());
+    digest.as_ref().try_into().expect("SHA-256 is 32 bytes")
+}
+
 impl fmt::Debug for BasicAuthUsers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("BasicAuthUsers")
-            .field(&self.0.keys().collect::<Vec<_>>())
+            .field(&self.0.hashes.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -181,6 +257,118 @@ mod tests {
             );
         }
         assert!(!users.authorize(None).await);
+    }
+
+    // bcrypt.hashpw(b"a" * 72, bcrypt.gensalt(4)): Python's bcrypt takes
+    // 72 bytes at most.
+    const SEVENTY_TWO_A_HASH: &str = "$2b$04$kNGfI50E2v3Z81IwndHjZO55lvw8z8ESsPdtf9Z9pgN7dD9F1PFpu";
+
+    fn bcrypt_runs(users: &BasicAuthUsers) -> usize {
+        users.0.bcrypt_runs.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn a_password_of_72_bytes_is_checked_and_a_longer_one_refused_without_bcrypt() {
+        let users = BasicAuthUsers::new(BTreeMap::from([(
+            "long".to_string(),
+            SEVENTY_TWO_A_HASH.to_string(),
+        )]))
+        .unwrap();
+        let a72 = "a".repeat(72);
+        assert!(users.authorize(Some(&basic(&format!("long:{a72}")))).await);
+        assert_eq!(bcrypt_runs(&users), 1);
+        // bcrypt alone would let these in: it reads 72 bytes.
+        for extra in ["a", "b", "anything at all"] {
+            assert!(
+                !users
+                    .authorize(Some(&basic(&format!("long:{a72}{extra}"))))
+                    .await
+            );
+        }
+        assert_eq!(bcrypt_runs(&users), 1);
+        assert!(
+            !users
+                .authorize(Some(&basic(&format!("long:{}", "a".repeat(71)))))
+                .await
+        );
+        assert_eq!(bcrypt_runs(&users), 2);
+    }
+
+    #[tokio::test]
+    async fn credentials_verified_once_pass_again_without_bcrypt_and_others_still_run_it() {
+        let users = users();
+        let prometheus = basic("prometheus:s3cret pass:word");
+        assert!(users.authorize(Some(&prometheus)).await);
+        assert_eq!(bcrypt_runs(&users), 1);
+        for _ in 0..5 {
+            assert!(users.authorize(Some(&prometheus)).await);
+        }
+        assert_eq!(bcrypt_runs(&users), 1, "cached: no bcrypt");
+        // A wrong password, another user's password, an unknown user: each
+        // runs bcrypt and is refused, every time.
+        for credentials in [
+            "prometheus:s3cret pass:wor",
+            "grafana:s3cret pass:word",
+            "nobody:s3cret pass:word",
+            "prometheus:s3cret pass:wor",
+        ] {
+            assert!(
+                !users.authorize(Some(&basic(credentials))).await,
+                "{credentials}"
+            );
+        }
+        assert_eq!(bcrypt_runs(&users), 5);
+        assert!(users.authorize(Some(&basic("grafana:other"))).await);
+        assert!(users.authorize(Some(&basic("grafana:other"))).await);
+        assert!(users.authorize(Some(&prometheus)).await);
+        assert_eq!(bcrypt_runs(&users), 6);
+    }
+
+    #[tokio::test]
+    async fn a_cached_login_does_no_bcrypt_work_while_wrong_passwords_wait_for_it() {
+        let users = users();
+        let prometheus = basic("prometheus:s3cret pass:word");
+        assert!(users.authorize(Some(&prometheus)).await);
+        // Every bcrypt turn taken, as by clients with wrong passwords: the
+        // cached login passes all the same, and an uncached one waits.
+        let turn = users.0.bcrypt.acquire().await.unwrap();
+        assert!(users.authorize(Some(&prometheus)).await);
+        let wrong = tokio::spawn({
+            let users = users.clone();
+            async move { users.authorize(Some(&basic("prometheus:wrong"))).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!wrong.is_finished());
+        assert_eq!(bcrypt_runs(&users), 1);
+        drop(turn);
+        assert!(!wrong.await.unwrap());
+        assert_eq!(bcrypt_runs(&users), 2);
+    }
+
+    #[test]
+    fn a_hash_with_a_cost_bcrypt_does_not_have_is_refused() {
+        // The hash of PROMETHEUS_HASH with its cost 04 replaced.
+        for (cost, accepted) in [
+            ("03", false),
+            ("04", true),
+            ("31", true),
+            ("32", false),
+            ("99", false),
+        ] {
+            let hash = PROMETHEUS_HASH.replacen("$04$", &format!("${cost}$"), 1);
+            let result = BasicAuthUsers::new(BTreeMap::from([("prometheus".to_string(), hash)]));
+            match accepted {
+                true => assert!(result.is_ok(), "cost {cost}"),
+                false => assert_eq!(
+                    result.unwrap_err(),
+                    format!(
+                        "basic_auth_users: the hash of user \"prometheus\" has cost {}; \
+                         bcrypt's costs are 4 to 31",
+                        cost.trim_start_matches('0')
+                    )
+                ),
+            }
+        }
     }
 
     #[test]

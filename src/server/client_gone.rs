@@ -67,6 +67,15 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+impl Socket {
+    /// Runs `f` on the TCP stream underneath, for a look at the connection
+    /// before hyper reads it (plain HTTP sent to the TLS port), when nothing
+    /// has been read ahead.
+    pub fn with_stream<T>(&self, f: impl FnOnce(&TcpStream) -> T) -> T {
+        f(&lock(&self.0).stream)
+    }
+}
+
 impl Watch {
     /// Resolves once the client has closed the connection or it broke,
     /// reading ahead for it; never while the client keeps sending past

@@ -10,11 +10,13 @@
 //! | `body_deadline.rs` | the body deadline (`--body-timeout-secs`) |
 //! | `basic_auth.rs` | basic auth of the metrics port (`--web-config-file`) |
 //! | `web_config.rs` | the web configuration file: TLS and users |
+//! | `certificate.rs` | the server certificate, read again when it changes |
 //! | `metrics_token.rs` | the bearer token of the metrics port |
 //! | `open_files.rs` | the open-file limit, raised at start-up |
 pub mod basic_auth;
 pub mod body_deadline;
 pub mod client_gone;
+pub mod certificate;
 pub mod health;
 pub mod metrics_token;
 pub mod open_files;
@@ -123,6 +125,7 @@ where
                 // while it reads the body; a client that sends its whole body
                 // and then closes its side is not taken for gone.
                 let watch = hyper::body::Body::is_end_stream(req.body()).then(|| watch.clone());
+                let host_fault = host_fault(&req);
                 let req = Request::from((
                     detach_head(req),
                     local_addr.clone(),
@@ -135,6 +138,13 @@ where
                 // two more layers (`Arc`'s `call` and `get_response`), each
                 // holding its own copy of the 472-byte request.
                 async move {
+                    if let Some(fault) = host_fault {
+                        return Ok(hyper::Response::from(
+                            Response::builder()
+                                .status(poem::http::StatusCode::BAD_REQUEST)
+                                .body(fault),
+                        ));
+                    }
                     let call = endpoint.as_ref().call(req);
                     let response = match watch {
                         None => call.await,
@@ -164,12 +174,21 @@ where
             // Boxed: a TLS stream is large, and plain connections should not
             // carry its size.
             Box::pin(async move {
-                let handshake = tokio::time::timeout(limits.header_timeout, tls.accept(socket));
+                let handshake = tokio::time::timeout(limits.header_timeout, async {
+                    if sent_plain_http(&socket).await {
+                        return Err(None);
+                    }
+                    tls.accept(socket).await.map_err(Some)
+                });
                 let stream = tokio::select! {
                     accepted = handshake => match accepted {
                         Ok(Ok(stream)) => stream,
-                        Ok(Err(err)) => {
-                            tracing::debug!(error = %err, %remote_addr, "TLS handshake failed");
+                        Ok(Err(Some(err))) => {
+                            log_handshake_failure(&err, remote_addr);
+                            return;
+                        }
+                        Ok(Err(None)) => {
+                            tracing::debug!(%remote_addr, "plain HTTP on the TLS port: answered 400");
                             return;
                         }
                         Err(_) => {
@@ -262,6 +281,70 @@ async fn drive<I, S>(
     tokio::select! {
         _ = connection => {}
         _ = cut_off.cancelled() => {}
+    }
+}
+
+/// Why `req` must be answered 400 as RFC 9112 (section 3.2) says: an
+/// HTTP/1.1 request without a `Host` header, or any with more than one.
+/// Answered before the app, so not counted, as hyper's own 400s are not.
+fn host_fault<B>(req: &hyper::Request<B>) -> Option<&'static str> {
+    match req
+        .headers()
+        .get_all(poem::http::header::HOST)
+        .iter()
+        .count()
+    {
+        0 if req.version() == poem::http::Version::HTTP_11 => {
+            Some("an HTTP/1.1 request needs a Host header\n")
+        }
+        0 | 1 => None,
+        _ => Some("a request has one Host header, not several\n"),
+    }
+}
+
+/// Whether the client began with an HTTP request instead of a TLS handshake,
+/// as Go's net/http tells from the first 5 bytes (`GET /`, `HEAD `, `POST `,
+/// `PUT /`, `OPTIO`); if so, it is answered as Go answers it: 400 and
+/// "Client sent an HTTP request to an HTTPS server.", then closed.
+async fn sent_plain_http(socket: &client_gone::Socket) -> bool {
+    const ANSWER: &[u8] =
+        b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+    let mut head = [0; 5];
+    let peeked = std::future::poll_fn(|cx| {
+        socket.with_stream(|stream| stream.poll_peek(cx, &mut tokio::io::ReadBuf::new(&mut head)))
+    })
+    .await;
+    let plain = matches!(peeked, Ok(5))
+        && [b"GET /", b"HEAD ", b"POST ", b"PUT /", b"OPTIO"].contains(&&head);
+    if plain {
+        // Best effort: the connection is closed either way. The request
+        // read first (at most a head's worth), so that closing sends FIN,
+        // not a reset that could discard the answer at the client.
+        let mut request = vec![0; MAX_HEAD_BYTES];
+        socket.with_stream(|stream| {
+            let _ = stream.try_read(&mut request);
+            let _ = stream.try_write(ANSWER);
+        });
+    }
+    plain
+}
+
+/// A refused client certificate is logged at warn with rustls's reason;
+/// other failed handshakes (a client that left, a port scan) at debug.
+fn log_handshake_failure(err: &std::io::Error, remote_addr: SocketAddr) {
+    let refused_certificate = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|err| {
+            matches!(
+                err,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            )
+        });
+    if refused_certificate {
+        tracing::warn!(error = %err, %remote_addr, "TLS handshake failed: client certificate refused");
+    } else {
+        tracing::debug!(error = %err, %remote_addr, "TLS handshake failed");
     }
 }
 

@@ -23,13 +23,13 @@ use std::{
 };
 
 use rustls::{
-    pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
+    pki_types::{pem::PemObject, CertificateDer},
     server::WebPkiClientVerifier,
     RootCertStore, ServerConfig, SupportedProtocolVersion,
 };
 use serde::Deserialize;
 
-use crate::server::basic_auth::BasicAuthUsers;
+use crate::server::{basic_auth::BasicAuthUsers, certificate::ServerCertificate};
 
 /// The web configuration file cannot be used: one line naming the file and
 /// the problem, never a secret.
@@ -55,8 +55,44 @@ pub struct WebConfig {
 struct File {
     #[serde(default)]
     tls_server_config: Option<TlsFile>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_users")]
     basic_auth_users: Option<BTreeMap<String, String>>,
+}
+
+/// `basic_auth_users`, refusing a user listed twice (YAML would keep the last).
+fn unique_users<'de, D>(deserializer: D) -> Result<Option<BTreeMap<String, String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Users;
+    impl<'de> serde::de::Visitor<'de> for Users {
+        type Value = Option<BTreeMap<String, String>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut users = BTreeMap::new();
+            while let Some((user, hash)) = map.next_entry::<String, String>()? {
+                if users.contains_key(&user) {
+                    return Err(serde::de::Error::custom(format!(
+                        "user {user:?} is listed twice"
+                    )));
+                }
+                users.insert(user, hash);
+            }
+            Ok(Some(users))
+        }
+    }
+    deserializer.deserialize_any(Users)
 }
 
 #[derive(Deserialize, Default)]
@@ -211,11 +247,8 @@ impl TlsFile {
 
         let cert_path = dir.join(file_name("cert_file", &self.cert_file)?);
         let key_path = dir.join(file_name("key_file", &self.key_file)?);
-        let certs = read_certificates(&cert_path, "cert_file")?;
-        let key = PrivateKeyDer::from_pem_slice(&read(&key_path, "key_file")?)
-            .map_err(|_| format!("key_file {}: no PEM private key in it", key_path.display()))?;
-
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certificate = ServerCertificate::load(cert_path, key_path, provider.clone())?;
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)
             .map_err(|e| format!("tls_server_config: {e}"))?;
@@ -241,24 +274,21 @@ impl TlsFile {
                     .map_err(|e| format!("client_ca_file {}: {e}", ca_path.display()))?,
             )
         };
-        let mut config = builder.with_single_cert(certs, key).map_err(|e| {
-            format!(
-                "cert_file {} and key_file {}: {e}",
-                cert_path.display(),
-                key_path.display()
-            )
-        })?;
+        let mut config = builder.with_cert_resolver(Arc::new(certificate));
         // Only HTTP/1.1 is served.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Some(Arc::new(config)))
     }
 }
 
-fn read(path: &Path, key: &str) -> Result<Vec<u8>, String> {
+pub(super) fn read(path: &Path, key: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{key} {}: cannot read: {e}", path.display()))
 }
 
-fn read_certificates(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(super) fn read_certificates(
+    path: &Path,
+    key: &str,
+) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs = CertificateDer::pem_slice_iter(&read(path, key)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{key} {}: {e}", path.display()))?;
@@ -387,6 +417,16 @@ mod tests {
                 "bad-hash",
                 "basic_auth_users:\n  prometheus: secret-in-plain-text\n",
                 "basic_auth_users: the hash of user \"prometheus\" is not a bcrypt hash",
+            ),
+            (
+                "duplicate-user",
+                "basic_auth_users:\n  prometheus: $2b$04$aUQfPYFG3rdS5LwZ0taMj.EjrAdtKUS8a1.WKRLPu6oBng9PCGHLi\n  grafana: $2b$04$aUQfPYFG3rdS5LwZ0taMj.EjrAdtKUS8a1.WKRLPu6oBng9PCGHLi\n  prometheus: $2b$04$aUQfPYFG3rdS5LwZ0taMj.EjrAdtKUS8a1.WKRLPu6oBng9PCGHLi\n",
+                "basic_auth_users: user \"prometheus\" is listed twice at line 2 column 3",
+            ),
+            (
+                "bad-cost",
+                "basic_auth_users:\n  prometheus: $2b$99$aUQfPYFG3rdS5LwZ0taMj.EjrAdtKUS8a1.WKRLPu6oBng9PCGHLi\n",
+                "basic_auth_users: the hash of user \"prometheus\" has cost 99; bcrypt's costs are 4 to 31",
             ),
             (
                 "not-a-map",

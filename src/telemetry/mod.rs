@@ -5,7 +5,9 @@
 //! | --- | --- |
 //! | `mod.rs` | the subscriber (text or JSON), panics logged, log capture for tests |
 //! | `request_log.rs` | the middleware that writes one line per request |
+//! | `dropped.rs` | lines dropped while stdout is not read: counted, then told |
 //! | `trace_context.rs` | the `traceparent` of a request and of its answer |
+pub mod dropped;
 pub mod request_log;
 pub mod trace_context;
 
@@ -36,8 +38,9 @@ use crate::config::LogFormat;
 pub struct TelemetryError(#[from] tracing_subscriber::filter::FromEnvError);
 
 /// How many lines the writing thread may fall behind (about 3 MB of request
-/// lines). perf: the queue is allocated whole at start-up, 32 bytes a line;
-/// tracing-appender's default of 128,000 lines took 4 MB.
+/// lines) before lines are dropped. perf: the queue is allocated whole at
+/// start-up, 32 bytes a line; tracing-appender's default of 128,000 lines
+/// took 4 MB.
 const LINES_BEHIND: usize = 16_384;
 
 /// Installs the global subscriber, writing to stdout in `format`, and
@@ -51,13 +54,20 @@ pub fn init(format: LogFormat) -> Result<WorkerGuard, TelemetryError> {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env()?;
-    // Not lossy: when the thread falls behind by `LINES_BEHIND` lines,
-    // logging waits rather than drops them.
+    // Lossy: when the thread falls behind by `LINES_BEHIND` lines (stdout
+    // not read), further lines are dropped and counted, rather than every
+    // request waiting to log: a stalled log reader must not stall the
+    // service, nor grow its memory. Once stdout takes a write again, one
+    // warning says how many were dropped.
     let (writer, guard) = NonBlockingBuilder::default()
         .buffered_lines_limit(LINES_BEHIND)
-        .lossy(false)
+        .lossy(true)
         .thread_name("myapp-log")
-        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+        .finish(BufWriter::with_capacity(
+            64 * 1024,
+            dropped::Output::new(std::io::stdout()),
+        ));
+    dropped::count(writer.error_counter());
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -185,4 +185,90 @@ mod tests {
             Some("4bf92f3577b34da6a3ce929d0e0e4736")
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn hex_of(bytes: &[u8]) -> String {
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+
+        /// A valid traceparent, and the trace id and flags it carries.
+        fn valid() -> impl Strategy<Value = (String, [u8; 16], u8)> {
+            (
+                0..=0xfe_u8,
+                any::<[u8; 16]>().prop_filter("not all zeros", |id| *id != [0; 16]),
+                any::<[u8; 8]>().prop_filter("not all zeros", |id| *id != [0; 8]),
+                any::<u8>(),
+                "[a-z0-9-]{0,20}",
+            )
+                .prop_map(|(version, trace_id, parent_id, flags, extra)| {
+                    let mut header = format!(
+                        "{version:02x}-{}-{}-{flags:02x}",
+                        hex_of(&trace_id),
+                        hex_of(&parent_id)
+                    );
+                    // Only a version above 00 may have more fields.
+                    if version > 0 {
+                        header = format!("{header}-{extra}");
+                    }
+                    (header, trace_id, flags)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn a_valid_traceparent_gives_its_trace_id_and_flags_and_the_answer_keeps_them(
+                (header, trace_id, flags) in valid()
+            ) {
+                let parsed = TraceContext::parse(header.as_bytes());
+                prop_assert_eq!(parsed, Some(TraceContext { trace_id: TraceId(trace_id), flags }));
+                let answer = parsed.unwrap().response_header();
+                prop_assert_eq!(TraceContext::parse(answer.as_bytes()), parsed);
+            }
+
+            #[test]
+            fn a_valid_traceparent_broken_anywhere_gives_no_trace_id(
+                (header, _, _) in valid(),
+                at in 0..55_usize,
+                byte in any::<u8>(),
+            ) {
+                // One byte of the 55 that every version has, made wrong for
+                // its place: a dash where a dash must not be, else anything
+                // but a lowercase hex digit (and `ff` for the version).
+                let mut broken = header.into_bytes();
+                let dash = [2, 35, 52].contains(&at);
+                let wrong = if dash {
+                    byte != b'-'
+                } else {
+                    !matches!(byte, b'0'..=b'9' | b'a'..=b'f')
+                };
+                prop_assume!(wrong);
+                broken[at] = byte;
+                prop_assert_eq!(TraceContext::parse(&broken), None);
+            }
+
+            #[test]
+            fn a_traceparent_too_short_or_of_version_ff_or_00_with_more_gives_no_trace_id(
+                (header, _, _) in valid(),
+                cut in 0..55_usize,
+                extra in "-[a-z0-9]{0,8}",
+            ) {
+                prop_assert_eq!(TraceContext::parse(&header.as_bytes()[..cut]), None);
+                let ff = format!("ff{}", &header[2..]);
+                prop_assert_eq!(TraceContext::parse(ff.as_bytes()), None);
+                let v00 = format!("00{}{extra}", &header[2..55]);
+                prop_assert_eq!(TraceContext::parse(v00.as_bytes()), None);
+            }
+
+            #[test]
+            fn any_bytes_are_parsed_without_panic(header in prop::collection::vec(any::<u8>(), 0..80)) {
+                let _ = TraceContext::parse(&header);
+            }
+        }
+    }
 }

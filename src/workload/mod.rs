@@ -32,6 +32,12 @@ use crate::server::shutdown::Shutdown;
 /// The rule of a share: the flags' message too.
 pub const SHARE_RULE: &str = "must be between 0.0 and 1.0";
 
+/// `value` as a share, if it is one (0.0 to 1.0); -0.0, equal to 0.0, is
+/// taken as 0.0, so that the gauges and settings never show `-0`.
+pub fn share(value: f64) -> Option<f64> {
+    (0.0..=1.0).contains(&value).then_some(value.abs())
+}
+
 /// How often the `--workload-file` is read for changes.
 pub const FILE_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -222,7 +228,7 @@ impl Settings {
         if field.is_share() {
             let share = value
                 .as_f64()
-                .filter(|share| (0.0..=1.0).contains(share))
+                .and_then(share)
                 .ok_or_else(|| Invalid::of(key, format!("{key} {SHARE_RULE}, not {value}")))?;
             match field {
                 Field::ErrorRate => self.error_rate = share,

@@ -137,6 +137,7 @@ async fn gzip_round_trips_to_the_same_metrics() {
         names,
         [
             "myapp_build_info",
+            "myapp_log_lines_dropped_total",
             "myapp_processed_ops_total",
             "myapp_request_duration_seconds",
             "myapp_request_duration_seconds_count",

@@ -1,8 +1,8 @@
 //! Spawns the app in-process or as the real binary, and reads its metrics.
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Lines},
     net::SocketAddr,
-    process::{Child, Command, ExitStatus, Stdio},
+    process::{Child, ChildStdout, Command, ExitStatus, Stdio},
     thread::JoinHandle,
 };
 
@@ -312,6 +312,8 @@ pub struct Binary {
     /// Where `/metrics` is served: `address`, or the `--metrics-listen` one.
     pub metrics_address: SocketAddr,
     logs: Option<JoinHandle<String>>,
+    /// The lines up to the "listening" one.
+    seen: String,
 }
 
 pub fn binary() -> Command {
@@ -341,7 +343,27 @@ impl Binary {
         Self::spawn(command)
     }
 
-    pub fn spawn(mut command: Command) -> Self {
+    pub fn spawn(command: Command) -> Self {
+        let (mut binary, lines) = Self::spawn_unread(command);
+        binary.logs = Some(std::thread::spawn(move || {
+            lines
+                .map_while(Result::ok)
+                .fold(String::new(), |logs, line| logs + &line + "\n")
+        }));
+        binary
+    }
+
+    /// Starts as [`Binary::start`] does, but reads none of its stdout past
+    /// the "listening" line: the caller reads the lines, or leaves stdout a
+    /// pipe that nobody reads. [`Binary::wait`] then returns the lines up to
+    /// the "listening" one only.
+    pub fn start_with_stdout_unread(args: &[&str]) -> (Self, Lines<BufReader<ChildStdout>>) {
+        let mut command = binary();
+        command.args(["--listen", "127.0.0.1:0"]).args(args);
+        Self::spawn_unread(command)
+    }
+
+    fn spawn_unread(mut command: Command) -> (Self, Lines<BufReader<ChildStdout>>) {
         let mut child = command
             .stdout(Stdio::piped())
             .spawn()
@@ -359,17 +381,14 @@ impl Binary {
                 break addresses;
             }
         };
-        let logs = std::thread::spawn(move || {
-            lines
-                .map_while(Result::ok)
-                .fold(seen, |logs, line| logs + &line + "\n")
-        });
-        Self {
+        let binary = Self {
             child,
             address,
             metrics_address,
-            logs: Some(logs),
-        }
+            logs: None,
+            seen,
+        };
+        (binary, lines)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -397,8 +416,12 @@ impl Binary {
     /// Waits for the process to exit; returns its status and everything it logged.
     pub fn wait(mut self) -> (ExitStatus, String) {
         let status = self.child.wait().unwrap();
-        let logs = self.logs.take().unwrap().join().unwrap();
-        (status, logs)
+        let logs = self
+            .logs
+            .take()
+            .map(|logs| logs.join().unwrap())
+            .unwrap_or_default();
+        (status, std::mem::take(&mut self.seen) + &logs)
     }
 }
 

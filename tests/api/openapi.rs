@@ -64,7 +64,7 @@ async fn spec_documents_every_operation_and_work_answers() {
     );
     let metrics = &spec["paths"]["/metrics"]["get"]["responses"];
     let codes = sorted_keys(metrics);
-    assert_eq!(codes, ["200", "401", "500"]);
+    assert_eq!(codes, ["200", "401", "406", "500"]);
     let mut formats: Vec<&str> = metrics["200"]["content"]
         .as_object()
         .unwrap()

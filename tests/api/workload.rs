@@ -216,6 +216,57 @@ async fn a_body_that_is_not_json_answers_400_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn an_empty_body_answers_400_and_is_not_counted_as_a_change() {
+    let app = TestApp::spawn(work(0, 0, 0.5)).await;
+    let before = app.scrape().await;
+    let response = app
+        .client
+        .put("/admin/workload")
+        .content_type("application/json")
+        .send()
+        .await;
+    response.assert_status(StatusCode::BAD_REQUEST);
+    let answer = body(response).await;
+    assert!(answer["error"].as_str().is_some(), "{answer}");
+    let after = app.scrape().await;
+    for result in ["applied", "rejected"] {
+        assert_eq!(
+            changes(&after, "api", result),
+            changes(&before, "api", result),
+            "{result}"
+        );
+    }
+    // A body that is JSON but not an object is a change, and is rejected.
+    let (status, _) = put(&app, json!([1])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let counted = app.scrape().await;
+    assert_eq!(
+        changes(&counted, "api", "rejected"),
+        changes(&before, "api", "rejected") + 1
+    );
+}
+
+#[tokio::test]
+async fn a_share_of_minus_zero_is_taken_as_zero() {
+    let app = TestApp::spawn(work(0, 0, 0.5)).await;
+    let (status, settings) = put(&app, json!({"error_rate": -0.0, "slow_rate": -0.0})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(settings["error_rate"].to_string(), "0.0");
+    assert_eq!(settings["slow_rate"].to_string(), "0.0");
+    let text = app
+        .get("/metrics")
+        .await
+        .0
+        .into_body()
+        .into_string()
+        .await
+        .unwrap();
+    for gauge in ["myapp_workload_error_rate", "myapp_workload_slow_rate"] {
+        assert!(text.contains(&format!("\n{gauge} 0\n")), "{gauge}: {text}");
+    }
+}
+
+#[tokio::test]
 async fn the_gauges_show_the_settings_in_base_units() {
     let mut config = work(125, 1500, 0.375);
     (config.slow_rate, config.slow_delay_ms) = (0.0625, 8250);

@@ -129,16 +129,19 @@ impl Negotiated {
     /// Every range looked at on the way that carries a known `escaping` sets
     /// the scheme (default `underscores`); unknown schemes are ignored.
     ///
-    /// Two choices of ours: a range with q=0 is refused rather than ranked
-    /// last, and when no range names a format (no `Accept`, `*/*`, a browser)
-    /// the answer is the 0.0.4 text format, as plain `curl` always got.
-    pub fn from_accept(accept: Option<&str>) -> Self {
-        let mut ranges: Vec<MediaRange> = accept
+    /// Choices of ours: a range with q=0 is refused rather than ranked last;
+    /// a range whose q is not an RFC 9110 qvalue (0 to 1, at most three
+    /// decimals: `q=2`, `q=inf`, `q=high`) is ignored; when no range names a
+    /// format (no `Accept`, `*/*`, a browser) the answer is the 0.0.4 text
+    /// format, as plain `curl` always got, unless a range with q=0 refuses
+    /// it (`text/plain;q=0`, `text/*;q=0`, `*/*;q=0`): then nothing we serve
+    /// is acceptable, and the answer is `None` (406 Not Acceptable).
+    pub fn from_accept(accept: Option<&str>) -> Option<Self> {
+        let (mut ranges, refused): (Vec<MediaRange>, Vec<MediaRange>) = accept
             .unwrap_or_default()
             .split(',')
             .filter_map(MediaRange::parse)
-            .filter(|range| range.q > 0.0)
-            .collect();
+            .partition(|range| range.q > 0.0);
         ranges.sort_by(|a, b| {
             b.q.total_cmp(&a.q)
                 .then((a.type_ == "*").cmp(&(b.type_ == "*")))
@@ -150,20 +153,24 @@ impl Negotiated {
                 escaping = scheme;
             }
             if let Some(format) = Format::named_by(range) {
-                return Self { format, escaping };
+                return Some(Self { format, escaping });
             }
         }
-        Self {
+        if refused.iter().any(MediaRange::covers_text) {
+            return None;
+        }
+        Some(Self {
             format: Format::Text,
             escaping,
-        }
+        })
     }
 }
 
 /// One media range of `Accept`, parsed as Go's goautoneg does: type and
 /// subtype (`*` alone is `*/*`), `key=value` parameters with white space
-/// trimmed, and `q` (1 when absent, 0 when it does not parse). Type, subtype
-/// and parameter names are compared case-insensitively, as HTTP says.
+/// trimmed and a quoted value unquoted (`version="1.0.0"`), and `q` (1 when
+/// absent). A range whose q is not a qvalue is dropped. Type, subtype and
+/// parameter names are compared case-insensitively, as HTTP says.
 struct MediaRange {
     type_: String,
     subtype: String,
@@ -194,12 +201,20 @@ impl MediaRange {
             };
             let (key, value) = (key.trim().to_ascii_lowercase(), value.trim());
             if key == "q" {
-                range.q = value.parse().unwrap_or(0.0);
+                range.q = qvalue(value)?;
             } else {
-                range.params.push((key, value.to_string()));
+                range.params.push((key, unquote(value)));
             }
         }
         Some(range)
+    }
+
+    /// Whether this range names the 0.0.4 text format or a wildcard over it.
+    fn covers_text(&self) -> bool {
+        match (self.type_.as_str(), self.subtype.as_str()) {
+            ("*", _) | ("text", "*") => true,
+            _ => Format::named_by(self) == Some(Format::Text),
+        }
     }
 
     fn param(&self, name: &str) -> Option<&str> {
@@ -210,13 +225,40 @@ impl MediaRange {
     }
 }
 
-/// A q-value of `Accept-Encoding`: 1 when absent, 0 when it does not parse
-/// (a malformed coding is not an acceptable one).
-fn quality(q: Option<&str>) -> f32 {
-    match q {
-        None => 1.0,
-        Some(q) => q.trim().parse().unwrap_or(0.0),
+/// The value of a quoted-string parameter without its quotes and escapes,
+/// or the token as it is.
+fn unquote(value: &str) -> String {
+    let Some(inner) = value
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+    else {
+        return value.to_string();
+    };
+    let mut unquoted = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        unquoted.push(if c == '\\' {
+            chars.next().unwrap_or(c)
+        } else {
+            c
+        });
     }
+    unquoted
+}
+
+/// A qvalue as RFC 9110 (section 12.4.2) spells it: `0` to `1` with at most
+/// three decimals (`0`, `0.5`, `1.000`); anything else (`2`, `inf`, `-1`,
+/// `0.0001`, `high`) is not one.
+fn qvalue(text: &str) -> Option<f32> {
+    let (whole, decimals) = text.split_once('.').unwrap_or((text, ""));
+    let valid = decimals.len() <= 3
+        && decimals.bytes().all(|b| b.is_ascii_digit())
+        && match whole {
+            "0" => true,
+            "1" => decimals.bytes().all(|b| b == b'0'),
+            _ => false,
+        };
+    valid.then(|| text.parse().ok()).flatten()
 }
 
 /// Whether `Accept-Encoding` allows gzip: `gzip` with a q-value above 0, or
@@ -232,7 +274,8 @@ pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
                 let (key, value) = param.split_once('=')?;
                 key.trim().eq_ignore_ascii_case("q").then_some(value)
             })
-            .map_or(1.0, |q| quality(Some(q)));
+            // A malformed qvalue is not an acceptable coding.
+            .map_or(1.0, |q| qvalue(q.trim()).unwrap_or(0.0));
         match name.as_str() {
             "gzip" | "x-gzip" => gzip = Some(q),
             "*" => any = Some(q),
@@ -285,12 +328,26 @@ mod tests {
             (Some("application/vnd.google.protobuf;proto=other.Message;encoding=delimited"), Text),
             (Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.4,text/plain;version=1.0.0;q=0.9"), Protobuf),
             (Some("garbage;;;,application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"), Protobuf),
-            // A q-value that does not parse is 0.
+            // A range whose q is not a qvalue is ignored: not `q=high`,
+            // nor above 1, nor four decimals.
             (Some("application/openmetrics-text;version=1.0.0;q=high,text/plain"), Text),
+            (Some("text/plain;q=1,application/openmetrics-text;version=1.0.0;q=2"), Text),
+            (Some("text/plain;q=0.9,application/openmetrics-text;version=1.0.0;q=inf"), Text),
+            (Some("text/plain;q=0.9,application/openmetrics-text;version=1.0.0;q=1.0001"), Text),
+            (Some("text/plain;q=0.9,application/openmetrics-text;version=1.0.0;q=0.0001"), Text),
+            (Some("text/plain;q=0.9,application/openmetrics-text;version=1.0.0;q=-1"), Text),
+            // The largest qvalues are kept: 1.000 and 0.999 both outrank 0.998.
+            (Some("text/plain;q=0.998,application/openmetrics-text;version=1.0.0;q=1.000"), OpenMetrics),
+            (Some("text/plain;q=0.998,application/openmetrics-text;version=1.0.0;q=0.999"), OpenMetrics),
+            (Some("text/plain;q=0.999,application/openmetrics-text;version=1.0.0;q=0.998"), Text),
+            // A quoted parameter value is the value.
+            (Some("application/openmetrics-text; version=\"1.0.0\""), OpenMetrics),
+            (Some("application/vnd.google.protobuf;proto=\"io.prometheus.client.MetricFamily\";encoding=\"delimited\""), Protobuf),
+            (Some("text/plain;q=0.5,application/openmetrics-text;version=\"2.0.0\""), Text),
         ];
         for (accept, expected) in cases {
             assert_eq!(
-                Negotiated::from_accept(accept).format,
+                Negotiated::from_accept(accept).unwrap().format,
                 expected,
                 "Accept: {accept:?}"
             );
@@ -331,9 +388,52 @@ mod tests {
         ];
         for (accept, expected) in cases {
             assert_eq!(
-                Negotiated::from_accept(accept).content_type(),
+                Negotiated::from_accept(accept).unwrap().content_type(),
                 expected,
                 "Accept: {accept:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_is_acceptable_when_a_range_with_q_0_refuses_the_text_format() {
+        for accept in [
+            "text/plain;q=0",
+            "text/plain;version=0.0.4;q=0",
+            "TEXT/PLAIN; Q=0.000",
+            "text/*;q=0",
+            "*/*;q=0",
+            "*;q=0",
+            "application/json,text/plain;q=0",
+            "application/openmetrics-text;version=1.0.0;q=0,text/plain;q=0",
+        ] {
+            assert_eq!(
+                Negotiated::from_accept(Some(accept)),
+                None,
+                "Accept: {accept}"
+            );
+        }
+        // Refusing text while naming another format, or refusing other
+        // formats only, leaves a format to answer in.
+        let cases = [
+            (format!("text/plain;q=0,{PROTOBUF}"), Format::Protobuf),
+            (
+                "*/*;q=0,application/openmetrics-text".to_string(),
+                Format::OpenMetricsV001,
+            ),
+            (
+                "text/plain;q=0,text/plain;version=0.0.4;q=0.5".to_string(),
+                Format::Text,
+            ),
+            ("text/plain;version=1.0.0;q=0".to_string(), Format::Text),
+            ("text/html;q=0".to_string(), Format::Text),
+            (format!("{PROTOBUF};q=0"), Format::Text),
+        ];
+        for (accept, expected) in cases {
+            assert_eq!(
+                Negotiated::from_accept(Some(&accept)).map(|n| n.format),
+                Some(expected),
+                "Accept: {accept}"
             );
         }
     }
@@ -353,6 +453,11 @@ mod tests {
             (Some("*"), true),
             (Some("*;q=0"), false),
             (Some("gzip;q=0, *"), false),
+            // A qvalue that is not one (above 1, four decimals) refuses gzip.
+            (Some("gzip;q=2"), false),
+            (Some("gzip;q=0.0001"), false),
+            (Some("gzip;q=0.001"), true),
+            (Some("gzip; q=1.000"), true),
         ];
         for (accept_encoding, expected) in cases {
             assert_eq!(
@@ -360,6 +465,139 @@ mod tests {
                 expected,
                 "Accept-Encoding: {accept_encoding:?}"
             );
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::{super::*, PROTOBUF};
+
+        /// A media range as the test writes it: its text without q, the
+        /// format it names (by the rules of docs/metrics.md, written out
+        /// here), and whether it is a wildcard over the text format.
+        fn media() -> impl Strategy<Value = (String, Option<Format>, bool)> {
+            let version = |v: &'static str| {
+                prop_oneof![
+                    Just(format!(";version={v}")),
+                    Just(format!("; version=\"{v}\""))
+                ]
+            };
+            prop_oneof![
+                Just(("text/plain".to_string(), Some(Format::Text), false)),
+                version("0.0.4").prop_map(|v| (
+                    format!("text/plain{v}"),
+                    Some(Format::Text),
+                    false
+                )),
+                version("1.0.0").prop_map(|v| (format!("text/plain{v}"), None, false)),
+                Just((
+                    "application/openmetrics-text".to_string(),
+                    Some(Format::OpenMetricsV001),
+                    false
+                )),
+                version("0.0.1").prop_map(|v| (
+                    format!("application/openmetrics-text{v}"),
+                    Some(Format::OpenMetricsV001),
+                    false
+                )),
+                version("1.0.0").prop_map(|v| (
+                    format!("Application/OpenMetrics-Text{v}"),
+                    Some(Format::OpenMetrics),
+                    false
+                )),
+                version("2.0.0").prop_map(|v| (
+                    format!("application/openmetrics-text{v}"),
+                    None,
+                    false
+                )),
+                Just((PROTOBUF.to_string(), Some(Format::Protobuf), false)),
+                Just((
+                    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily"
+                        .to_string(),
+                    None,
+                    false
+                )),
+                Just(("text/*".to_string(), None, true)),
+                Just(("*/*".to_string(), None, true)),
+                Just(("*".to_string(), None, true)),
+                Just(("text/html".to_string(), None, false)),
+                Just(("application/json".to_string(), None, false)),
+            ]
+        }
+
+        /// A q parameter: its text and its value, `None` when it is not an
+        /// RFC 9110 qvalue (the range is then ignored).
+        fn q() -> impl Strategy<Value = (String, Option<f32>)> {
+            prop_oneof![
+                Just((String::new(), Some(1.0))),
+                prop::sample::select(vec![
+                    ("0", 0.0),
+                    ("0.0", 0.0),
+                    ("0.000", 0.0),
+                    ("0.001", 0.001),
+                    ("0.25", 0.25),
+                    ("0.5", 0.5),
+                    ("0.999", 0.999),
+                    ("1", 1.0),
+                    ("1.0", 1.0),
+                    ("1.000", 1.0),
+                ])
+                .prop_map(|(text, value)| (format!(";q={text}"), Some(value))),
+                prop::sample::select(vec![
+                    "2", "inf", "-1", "0.0001", "1.5", "1.001", "high", "", "NaN"
+                ])
+                .prop_map(|text| (format!(";q={text}"), None)),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn the_format_is_the_first_named_with_the_highest_q_and_never_one_refused(
+                ranges in prop::collection::vec((media(), q()), 0..6)
+            ) {
+                let accept = ranges
+                    .iter()
+                    .map(|((media, _, _), (q, _))| format!("{media}{q}"))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                // The model: ranges with a valid q above 0 that name a
+                // format, the first of those with the highest q wins; else
+                // text, unless a range with q=0 names or covers text.
+                let mut best: Option<(f32, Format)> = None;
+                for ((_, named, _), (_, q)) in &ranges {
+                    if let (Some(format), Some(q)) = (named, q) {
+                        if *q > 0.0 && best.is_none_or(|(best_q, _)| *q > best_q) {
+                            best = Some((*q, *format));
+                        }
+                    }
+                }
+                let text_refused = ranges.iter().any(|((_, named, wildcard), (_, q))| {
+                    *q == Some(0.0) && (*wildcard || *named == Some(Format::Text))
+                });
+                let expected = match best {
+                    Some((_, format)) => Some(format),
+                    None if text_refused => None,
+                    None => Some(Format::Text),
+                };
+                prop_assert_eq!(
+                    Negotiated::from_accept(Some(&accept)).map(|n| n.format),
+                    expected,
+                    "Accept: {}",
+                    accept
+                );
+            }
+
+            #[test]
+            fn any_header_text_is_answered_without_panic(accept in ".{0,80}", encoding in ".{0,40}") {
+                let negotiated = Negotiated::from_accept(Some(&accept));
+                if let Some(negotiated) = negotiated {
+                    prop_assert!(negotiated.content_type().starts_with(negotiated.format.media_type()));
+                }
+                accepts_gzip(Some(&encoding));
+            }
         }
     }
 }
