@@ -405,6 +405,7 @@ mod tests {
                 &families(),
                 &no_exemplars(),
                 None,
+                false,
                 &headers(&[(header::ACCEPT, accept)]),
             );
             assert_eq!(response.code(), 406, "{accept}");
@@ -414,6 +415,7 @@ mod tests {
             &families(),
             &no_exemplars(),
             None,
+            false,
             &headers(&[(
                 header::ACCEPT,
                 "text/plain;q=0, application/openmetrics-text;version=\"1.0.0\"",

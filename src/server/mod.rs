@@ -15,8 +15,8 @@
 //! | `open_files.rs` | the open-file limit, raised at start-up |
 pub mod basic_auth;
 pub mod body_deadline;
-pub mod client_gone;
 pub mod certificate;
+pub mod client_gone;
 pub mod health;
 pub mod metrics_token;
 pub mod open_files;
