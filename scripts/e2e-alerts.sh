@@ -69,6 +69,8 @@ if ! use_trixie_tools prometheus promtool prometheus-alertmanager; then
   exit 1
 fi
 echo "e2e-alerts: $(server_versions prometheus promtool prometheus-alertmanager amtool)"
+check "the servers are Debian 13's: Prometheus 2.53.3, Alertmanager 0.28.1" \
+  test "$(server_versions prometheus prometheus-alertmanager)" = "prometheus 2.53.3+ds1, prometheus-alertmanager 0.28.1+ds"
 need_pyyaml
 cargo build --release --locked --quiet
 

@@ -35,6 +35,7 @@ if ! use_trixie_tools prometheus promtool; then
   exit 1
 fi
 echo "e2e: $(server_versions prometheus promtool)"
+check "the server is Debian 13's Prometheus 2.53.3" test "$(server_versions prometheus)" = "prometheus 2.53.3+ds1"
 if ! need_package go golang-go || { [ ! -d /usr/share/gocode/src/github.com/prometheus/common/expfmt ] &&
   ! install_packages golang-github-prometheus-common-dev golang-github-prometheus-client-model-dev; }; then
   echo "e2e: FAIL: Go or Debian's golang-github-prometheus-common-dev is missing and we are not root to install them"

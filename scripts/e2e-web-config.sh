@@ -153,7 +153,9 @@ check "b: the rotated certificate is served to the next connection, without a re
 check "b: the rotation is logged" grep -q " INFO .*server certificate read again" "$out/myapp-b.log"
 expiry_warning() { # CERT: the warning myapp logs at start-up with CERT, or nothing
   printf 'tls_server_config:\n  cert_file: %s.crt\n  key_file: %s.key\n' "$1" "$1" >"$out/web-$1.yml"
-  start_myapp "$out/myapp-$1.log" --metrics-listen 127.0.0.1:0 --web-config-file "$out/web-$1.yml"
+  # Not started: a line that matches no expectation (a silence would pass "no warning").
+  start_myapp "$out/myapp-$1.log" --metrics-listen 127.0.0.1:0 --web-config-file "$out/web-$1.yml" ||
+    { echo "myapp did not start with $1.crt"; return; }
   # Called in $(…): stopped here, where it is a child.
   kill -TERM "$MYAPP_PID"
   wait "$MYAPP_PID" || true

@@ -238,7 +238,11 @@ use_trixie_tools() {
       return 1
     fi
     for package in "${missing[@]}"; do
-      dpkg-deb -x "$(ls "$apt/debs/${package}"_*.deb)" "$TRIXIE_TOOLS" && touch "$TRIXIE_TOOLS/.unpacked-$package"
+      dpkg-deb -x "$(ls "$apt/debs/${package}"_*.deb)" "$TRIXIE_TOOLS" || {
+        echo "could not unpack $package from Debian 13 (trixie)" >&2
+        return 1
+      }
+      touch "$TRIXIE_TOOLS/.unpacked-$package"
     done
     rm -rf "$apt/debs"
   fi

@@ -78,6 +78,9 @@ if need_package node nodejs && need_package npm npm; then
   npm ci --prefix scripts/promql-grammar --no-audit --no-fund
   python3 scripts/promql-grammar.py --self-test
   python3 scripts/promql-grammar.py
+elif [ "$(id -u)" -eq 0 ]; then
+  echo "could not install nodejs and npm (apt-get install nodejs npm)"
+  exit 1
 else
   echo "!!! SKIPPED: node or npm is missing and we are not root to install them (apt-get install nodejs npm)"
 fi
