@@ -718,6 +718,85 @@ async fn wait_for_served_error_rate(server: &TestServer, expected: f64) {
     panic!("error_rate never became {expected}");
 }
 
+/// Counts the watcher's polls of a file as the kernel reports them: each poll
+/// opens the file once, and inotify reports every open of a file in the
+/// watched directory (the test itself never opens the file by this name).
+struct Opens {
+    inotify: std::fs::File,
+    name: std::ffi::OsString,
+}
+
+impl Opens {
+    /// Counts the opens of `path` from now on.
+    fn of(path: &std::path::Path) -> Self {
+        use std::os::{fd::FromRawFd, unix::ffi::OsStrExt};
+
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(
+            fd >= 0,
+            "inotify_init1: {}",
+            std::io::Error::last_os_error()
+        );
+        // Owned from here on: closed when dropped.
+        let inotify = unsafe { std::fs::File::from_raw_fd(fd) };
+        let dir = std::ffi::CString::new(path.parent().unwrap().as_os_str().as_bytes()).unwrap();
+        let watch = unsafe { libc::inotify_add_watch(fd, dir.as_ptr(), libc::IN_OPEN) };
+        assert!(
+            watch >= 0,
+            "inotify_add_watch: {}",
+            std::io::Error::last_os_error()
+        );
+        Self {
+            inotify,
+            name: path.file_name().unwrap().to_owned(),
+        }
+    }
+
+    /// Waits until the file has been opened `n` times since the count began
+    /// (panics after 10 s).
+    async fn wait_for(&mut self, n: usize) {
+        use std::{io::Read, os::unix::ffi::OsStrExt};
+
+        let header = std::mem::size_of::<libc::inotify_event>();
+        let mut opens = 0;
+        for _ in 0..500 {
+            let mut events = [0u8; 4096];
+            let read = match self.inotify.read(&mut events) {
+                Ok(read) => read,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(err) => panic!("reading inotify: {err}"),
+            };
+            // Each event: the header, then its name padded with NULs to `len`.
+            let mut at = 0;
+            while at < read {
+                let len = u32::from_ne_bytes(events[at + 12..at + 16].try_into().unwrap());
+                let name = &events[at + header..at + header + len as usize];
+                let name = name.split(|&byte| byte == 0).next().unwrap();
+                opens += usize::from(name == self.name.as_bytes());
+                at += header + len as usize;
+            }
+            if opens >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{:?} opened {opens} times, never {n}", self.name);
+    }
+}
+
+/// Waits for `warning` about the file at `path`, then for two more polls of
+/// it to end (three more opens: the third begins after the second ended), and
+/// checks that the warning was still logged only once.
+async fn refused_once_over_two_more_polls(
+    logs: &myapp::telemetry::Captured,
+    path: &std::path::Path,
+    warning: &str,
+) {
+    wait_for_log(logs, warning, 1).await;
+    Opens::of(path).wait_for(3).await;
+    assert_eq!(logs.text().matches(warning).count(), 1, "{}", logs.text());
+}
+
 // One thread: the captured logs are this thread's.
 #[tokio::test]
 async fn a_fifo_or_an_oversize_file_swapped_in_at_run_time_is_refused_once_and_later_changes_apply()
@@ -742,11 +821,11 @@ async fn a_fifo_or_an_oversize_file_swapped_in_at_run_time_is_refused_once_and_l
         "error=1048576 bytes, more than the 65536 a workload file may hold",
     );
     swap_in(&mkfifo);
-    wait_for_log(&logs, fifo, 1).await;
+    refused_once_over_two_more_polls(&logs, &path, fifo).await;
     swap_in(&|next| std::fs::write(next, r#"{"error_rate": 0.375}"#).unwrap());
     wait_for_served_error_rate(&server, 0.375).await;
     swap_in(&|next| std::fs::write(next, padded_change(1024 * 1024, 0.5)).unwrap());
-    wait_for_log(&logs, oversize, 1).await;
+    refused_once_over_two_more_polls(&logs, &path, oversize).await;
     swap_in(&|next| std::fs::write(next, r#"{"error_rate": 0.625}"#).unwrap());
     wait_for_served_error_rate(&server, 0.625).await;
 
