@@ -14,7 +14,7 @@ use crate::helpers::{work, TestServer, TokenFile};
 
 /// Everything the server sends on `stream` until it closes the connection,
 /// as text; panics if it is still open after `bound`.
-async fn read_until_closed(stream: &mut TcpStream, bound: Duration) -> String {
+pub async fn read_until_closed(stream: &mut TcpStream, bound: Duration) -> String {
     let mut answer = Vec::new();
     let read = tokio::time::timeout(bound, async {
         let mut buf = [0; 4096];
