@@ -722,30 +722,19 @@ async fn wait_for_served_error_rate(server: &TestServer, expected: f64) {
 /// opens the file once, and inotify reports every open of a file in the
 /// watched directory (the test itself never opens the file by this name).
 struct Opens {
-    inotify: std::fs::File,
+    inotify: nix::sys::inotify::Inotify,
     name: std::ffi::OsString,
 }
 
 impl Opens {
     /// Counts the opens of `path` from now on.
     fn of(path: &std::path::Path) -> Self {
-        use std::os::{fd::FromRawFd, unix::ffi::OsStrExt};
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        assert!(
-            fd >= 0,
-            "inotify_init1: {}",
-            std::io::Error::last_os_error()
-        );
-        // Owned from here on: closed when dropped.
-        let inotify = unsafe { std::fs::File::from_raw_fd(fd) };
-        let dir = std::ffi::CString::new(path.parent().unwrap().as_os_str().as_bytes()).unwrap();
-        let watch = unsafe { libc::inotify_add_watch(fd, dir.as_ptr(), libc::IN_OPEN) };
-        assert!(
-            watch >= 0,
-            "inotify_add_watch: {}",
-            std::io::Error::last_os_error()
-        );
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+        inotify
+            .add_watch(path.parent().unwrap(), AddWatchFlags::IN_OPEN)
+            .unwrap();
         Self {
             inotify,
             name: path.file_name().unwrap().to_owned(),
@@ -754,26 +743,18 @@ impl Opens {
 
     /// Waits until the file has been opened `n` times since the count began
     /// (panics after 10 s).
-    async fn wait_for(&mut self, n: usize) {
-        use std::{io::Read, os::unix::ffi::OsStrExt};
-
-        let header = std::mem::size_of::<libc::inotify_event>();
+    async fn wait_for(&self, n: usize) {
         let mut opens = 0;
         for _ in 0..500 {
-            let mut events = [0u8; 4096];
-            let read = match self.inotify.read(&mut events) {
-                Ok(read) => read,
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => 0,
+            match self.inotify.read_events() {
+                Ok(events) => {
+                    opens += events
+                        .iter()
+                        .filter(|event| event.name.as_ref() == Some(&self.name))
+                        .count();
+                }
+                Err(nix::errno::Errno::EAGAIN) => {}
                 Err(err) => panic!("reading inotify: {err}"),
-            };
-            // Each event: the header, then its name padded with NULs to `len`.
-            let mut at = 0;
-            while at < read {
-                let len = u32::from_ne_bytes(events[at + 12..at + 16].try_into().unwrap());
-                let name = &events[at + header..at + header + len as usize];
-                let name = name.split(|&byte| byte == 0).next().unwrap();
-                opens += usize::from(name == self.name.as_bytes());
-                at += header + len as usize;
             }
             if opens >= n {
                 return;
