@@ -150,7 +150,15 @@ fn without_a_token_the_workload_changes_from_loopback_only_and_is_read_from_anyw
         .output()
         .unwrap();
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.ends_with("\n200"), "{text}");
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    assert_eq!(status, "200", "{text}");
+    let settings: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(settings["error_rate"], 0.25);
+    // Taken: read back from the other host, the change is in force.
+    let (status, body) = namespace.curl(&[&from_afar]);
+    assert_eq!(status, 200, "{body}");
+    let settings: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(settings["error_rate"], 0.25);
 
     let (status, logs) = {
         open.signal("TERM");
@@ -184,6 +192,46 @@ fn without_a_token_the_workload_changes_from_loopback_only_and_is_read_from_anyw
     let listening = logs.lines().find(|l| l.contains(" listening ")).unwrap();
     assert!(
         listening.contains(r#"workload_changes="with the token""#),
+        "{listening}"
+    );
+
+    // With basic auth, other hosts that log in may change the workload.
+    // A bcrypt hash of "pw" made by Python's bcrypt.
+    let web = crate::web_config::TextFile::new(
+        "admin-access-users",
+        "basic_auth_users: {prometheus: $2b$04$kPK.7DmElstOowpWSYgFkOKfgpLVjQ4p074QPUmzaXDIsmB535cZG}",
+    );
+    let users = start_on_every_address(&["--error-rate", "0.5", "--web-config-file", web.path()]);
+    let from_afar = format!(
+        "http://{}:{}/admin/workload",
+        namespace.host,
+        users.address.port()
+    );
+    for (credentials, expected) in [(None, 401), (Some("prometheus:wrong"), 401)] {
+        let mut args = put(&from_afar);
+        args.extend(credentials.map(|user| ["-u", user]).into_iter().flatten());
+        let (status, body) = namespace.curl(&args);
+        assert_eq!(status, expected, "{credentials:?}: {body}");
+    }
+    let read = |args: &[&str]| {
+        let (status, body) = namespace.curl(args);
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["error_rate"].clone()
+    };
+    assert_eq!(
+        read(&["-u", "prometheus:pw", &from_afar]),
+        0.5,
+        "refused changes changed nothing"
+    );
+    let mut logged_in = put(&from_afar);
+    logged_in.extend(["-u", "prometheus:pw"]);
+    assert_eq!(read(&logged_in), 0.25, "the change's answer");
+    assert_eq!(read(&["-u", "prometheus:pw", &from_afar]), 0.25, "in force");
+    users.signal("TERM");
+    let (_, logs) = users.wait();
+    let listening = logs.lines().find(|l| l.contains(" listening ")).unwrap();
+    assert!(
+        listening.contains(r#"workload_changes="with basic auth""#),
         "{listening}"
     );
 }

@@ -90,6 +90,9 @@ fn each_bad_setting_stops_start_up_with_one_line_naming_it() {
         (&["--workload-file", "/dev/null"], &[], "error: --workload-file /dev/null: cannot read: not a regular file but a character device; the workload file must be a regular file of at most 65536 bytes"),
         (&["--shutdown-delay-secs", "-1"], &[], "error: invalid value '-1' for '--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>': invalid digit found in string"),
         (&[], &[("MYAPP_SHUTDOWN_DELAY_SECS", "1.5")], "error: invalid value '1.5' for '--shutdown-delay-secs <SHUTDOWN_DELAY_SECS>': invalid digit found in string"),
+        (&["--body-timeout-secs", "0"], &[], "error: invalid value '0' for '--body-timeout-secs <BODY_TIMEOUT_SECS>': 0 is not in 1..18446744073709551615"),
+        (&[], &[("MYAPP_BODY_TIMEOUT_SECS", "0")], "error: invalid value '0' for '--body-timeout-secs <BODY_TIMEOUT_SECS>': 0 is not in 1..18446744073709551615"),
+        (&[], &[("MYAPP_OPENMETRICS_CREATED_SAMPLES", "yes")], "error: invalid value 'yes' for '--openmetrics-created-samples': expected true or false"),
     ];
     for (args, env, expected) in cases {
         let line = start_up_error(args, env);

@@ -88,6 +88,10 @@ fn a_request_line_carries_the_clients_address() {
 
 #[tokio::test]
 async fn every_flag_has_a_working_env_twin() {
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     let token = TokenFile::new("env-twins", "env-t0ken");
     let workload = std::env::temp_dir().join(format!("myapp-test-{}-env.json", std::process::id()));
     std::fs::write(&workload, r#"{"slow_rate": 0.25}"#).unwrap();
@@ -112,6 +116,8 @@ async fn every_flag_has_a_working_env_twin() {
         ("MYAPP_SHUTDOWN_DELAY_SECS", "1"),
         ("MYAPP_HEADER_TIMEOUT_SECS", "6"),
         ("MYAPP_MAX_IN_FLIGHT", "7"),
+        ("MYAPP_BODY_TIMEOUT_SECS", "1"),
+        ("MYAPP_OPENMETRICS_CREATED_SAMPLES", "true"),
         ("MYAPP_LOG_FORMAT", "json"),
     ]);
     let server = Binary::spawn(command);
@@ -159,6 +165,56 @@ async fn every_flag_has_a_working_env_twin() {
             && !metrics.contains("le=\"0.1\""),
         "MYAPP_BUCKETS: {metrics}"
     );
+    // A body still missing 1 s (not the default 10 s) after its head: 408.
+    let mut late = tokio::net::TcpStream::connect(server.metrics_address)
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut late,
+        b"PUT /admin/workload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer env-t0ken\r\n\
+          Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    let answer =
+        crate::hostile_round_two::read_until_closed(&mut late, std::time::Duration::from_secs(20))
+            .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 408 ")
+            && answer.ends_with("the request body did not arrive within 1 s\n"),
+        "MYAPP_BODY_TIMEOUT_SECS: {answer}"
+    );
+    // OpenMetrics answers carry _created samples: the latency histogram's is
+    // a time between this test's start and the scrape.
+    let openmetrics = http
+        .get(server.metrics_url("/metrics"))
+        .bearer_auth("env-t0ken")
+        .header("Accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let scraped = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let created: Vec<f64> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("myapp_request_duration_seconds_created "))
+        .map(|value| value.parse().unwrap())
+        .collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "MYAPP_OPENMETRICS_CREATED_SAMPLES: {openmetrics}"
+    );
+    assert!(
+        (started..=scraped).contains(&created[0]),
+        "created {} not within {started}..={scraped}",
+        created[0]
+    );
     server.signal("TERM");
     let (status, logs) = tokio::task::spawn_blocking(|| server.wait()).await.unwrap();
     std::fs::remove_file(&workload).unwrap();
@@ -180,6 +236,7 @@ async fn every_flag_has_a_working_env_twin() {
         "MYAPP_HEADER_TIMEOUT_SECS"
     );
     assert_eq!(fields["max_in_flight"], 7, "MYAPP_MAX_IN_FLIGHT");
+    assert_eq!(fields["body_timeout_secs"], 1, "MYAPP_BODY_TIMEOUT_SECS");
     assert_eq!(
         fields["shutdown_delay_secs"], 1,
         "MYAPP_SHUTDOWN_DELAY_SECS"

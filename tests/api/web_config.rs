@@ -6,16 +6,16 @@ use std::path::PathBuf;
 use crate::{binary::start_up_error, helpers::TokenFile};
 
 /// A file holding `text`, removed when dropped.
-struct TextFile(PathBuf);
+pub struct TextFile(PathBuf);
 
 impl TextFile {
-    fn new(name: &str, text: &str) -> Self {
+    pub fn new(name: &str, text: &str) -> Self {
         let path = std::env::temp_dir().join(format!("myapp-test-{}-{name}", std::process::id()));
         std::fs::write(&path, text).unwrap();
         Self(path)
     }
 
-    fn path(&self) -> &str {
+    pub fn path(&self) -> &str {
         self.0.to_str().unwrap()
     }
 }

@@ -718,6 +718,66 @@ async fn wait_for_served_error_rate(server: &TestServer, expected: f64) {
     panic!("error_rate never became {expected}");
 }
 
+/// Counts the watcher's polls of a file as the kernel reports them: each poll
+/// opens the file once, and inotify reports every open of a file in the
+/// watched directory (the test itself never opens the file by this name).
+struct Opens {
+    inotify: nix::sys::inotify::Inotify,
+    name: std::ffi::OsString,
+}
+
+impl Opens {
+    /// Counts the opens of `path` from now on.
+    fn of(path: &std::path::Path) -> Self {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+        inotify
+            .add_watch(path.parent().unwrap(), AddWatchFlags::IN_OPEN)
+            .unwrap();
+        Self {
+            inotify,
+            name: path.file_name().unwrap().to_owned(),
+        }
+    }
+
+    /// Waits until the file has been opened `n` times since the count began
+    /// (panics after 10 s).
+    async fn wait_for(&self, n: usize) {
+        let mut opens = 0;
+        for _ in 0..500 {
+            match self.inotify.read_events() {
+                Ok(events) => {
+                    opens += events
+                        .iter()
+                        .filter(|event| event.name.as_ref() == Some(&self.name))
+                        .count();
+                }
+                Err(nix::errno::Errno::EAGAIN) => {}
+                Err(err) => panic!("reading inotify: {err}"),
+            }
+            if opens >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{:?} opened {opens} times, never {n}", self.name);
+    }
+}
+
+/// Waits for `warning` about the file at `path`, then for two more polls of
+/// it to end (three more opens: the third begins after the second ended), and
+/// checks that the warning was still logged only once.
+async fn refused_once_over_two_more_polls(
+    logs: &myapp::telemetry::Captured,
+    path: &std::path::Path,
+    warning: &str,
+) {
+    wait_for_log(logs, warning, 1).await;
+    Opens::of(path).wait_for(3).await;
+    assert_eq!(logs.text().matches(warning).count(), 1, "{}", logs.text());
+}
+
 // One thread: the captured logs are this thread's.
 #[tokio::test]
 async fn a_fifo_or_an_oversize_file_swapped_in_at_run_time_is_refused_once_and_later_changes_apply()
@@ -742,11 +802,11 @@ async fn a_fifo_or_an_oversize_file_swapped_in_at_run_time_is_refused_once_and_l
         "error=1048576 bytes, more than the 65536 a workload file may hold",
     );
     swap_in(&mkfifo);
-    wait_for_log(&logs, fifo, 1).await;
+    refused_once_over_two_more_polls(&logs, &path, fifo).await;
     swap_in(&|next| std::fs::write(next, r#"{"error_rate": 0.375}"#).unwrap());
     wait_for_served_error_rate(&server, 0.375).await;
     swap_in(&|next| std::fs::write(next, padded_change(1024 * 1024, 0.5)).unwrap());
-    wait_for_log(&logs, oversize, 1).await;
+    refused_once_over_two_more_polls(&logs, &path, oversize).await;
     swap_in(&|next| std::fs::write(next, r#"{"error_rate": 0.625}"#).unwrap());
     wait_for_served_error_rate(&server, 0.625).await;
 
