@@ -51,9 +51,15 @@ pub enum WorkloadResponse {
     /// loopback only until one of them is set.
     #[oai(status = 403)]
     Forbidden(PlainText<&'static str>),
-    /// The body is longer than 64 KiB: not read further, nothing changed.
+    /// The body is longer than 64 KiB: not read further, nothing changed, and
+    /// the connection closed.
     #[oai(status = 413)]
-    TooLarge(PlainText<&'static str>),
+    TooLarge(
+        PlainText<&'static str>,
+        /// `close`.
+        #[oai(header = "Connection")]
+        String,
+    ),
 }
 
 /// The longest body `PUT /admin/workload` reads, in bytes; a change is a few
@@ -198,9 +204,10 @@ impl AdminApi {
         let body = match change.0.into_bytes_limit(MAX_CHANGE_BYTES).await {
             Ok(body) => body,
             Err(ReadBodyError::PayloadTooLarge) => {
-                return WorkloadResponse::TooLarge(PlainText(
-                    "the body is longer than 64 KiB, the most a change may take\n",
-                ))
+                return WorkloadResponse::TooLarge(
+                    PlainText("the body is longer than 64 KiB, the most a change may take\n"),
+                    "close".to_owned(),
+                )
             }
             Err(err) => return not_json(poem::Error::from(err)),
         };

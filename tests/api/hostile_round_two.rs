@@ -223,6 +223,28 @@ async fn a_change_body_past_64_kib_is_answered_413_without_reading_the_rest() {
         "{answer}"
     );
 
+    // Sent whole, 64 KiB and one byte with a request behind it: the 413
+    // closes the connection, so the rest is not read and the request behind
+    // is not served.
+    let mut stream = TcpStream::connect(server.address).await.unwrap();
+    let body = 64 * 1024 + 1;
+    let mut sent = format!(
+        "PUT /admin/workload HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {body}\r\n\r\n{}",
+        " ".repeat(body)
+    )
+    .into_bytes();
+    sent.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(&sent).await.unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert_eq!(statuses(&answer), [413], "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
+
     // Both sides of the limit: a change padded to exactly 64 KiB is taken,
     // one byte more is refused and changes nothing.
     let padded = |bytes: usize, error_rate: f64| {
