@@ -18,7 +18,7 @@ smoke-test:
 openapi:
     cargo run --quiet -- openapi > openapi/openapi.json
 
-# Three replicas and a real Prometheus (text and protobuf): exact counts, rules (the SLO rules too), dashboard queries.
+# Three replicas and a real Prometheus 2.53.3 (protobuf, native and classic histograms): exact counts, rules (the SLO rules too), dashboard queries.
 e2e:
     scripts/e2e-prometheus.sh
 

@@ -54,7 +54,7 @@ check "GET /work, expanded, shows the responses $(rendered "$out/work.html" data
 check "GET /work, expanded, shows its parameters $(rendered "$out/work.html" data-param-name)" \
   test "$(rendered "$out/work.html" data-param-name)" = "delay_ms fail"
 check "GET /metrics, expanded, shows the responses $(rendered "$out/metrics.html" data-code)" \
-  test "$(rendered "$out/metrics.html" data-code)" = "200 401 500"
+  test "$(rendered "$out/metrics.html" data-code)" = "200 401 406 500"
 check "GET /metrics offers the protobuf media type" \
   grep -q 'application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited</option>' "$out/metrics.html"
 size=$(stat -c %s target/docs-screenshot.png 2>/dev/null || echo 0)
