@@ -120,6 +120,18 @@ impl TestServer {
     pub async fn wait_for_in_flight(&self, n: i64) -> Snapshot {
         wait_for_in_flight(&self.http, &self.url("/metrics"), n).await
     }
+
+    /// The settings in force, as `GET /admin/workload` answers them.
+    pub async fn settings(&self) -> serde_json::Value {
+        self.http
+            .get(self.url("/admin/workload"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
 }
 
 /// GETs `url` and parses it as the text exposition format.

@@ -106,15 +106,7 @@ async fn a_body_late_past_the_body_timeout_is_answered_408_and_the_connection_cl
     stream.write_all(&body[5..]).await.unwrap();
     let answer = read_until_closed(&mut stream, Duration::from_secs(20)).await;
     assert_eq!(statuses(&answer), [200], "{answer}");
-    let after: Value = server
-        .http
-        .get(server.url("/admin/workload"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value = server.settings().await;
     assert_eq!(before["error_rate"], 0.0);
     assert_eq!(after["error_rate"], 0.25, "only the whole body changed it");
 }
@@ -264,15 +256,7 @@ async fn a_change_body_past_64_kib_is_answered_413_without_reading_the_rest() {
     assert_eq!(response.json::<Value>().await.unwrap()["error_rate"], 0.5);
     let response = put(padded(64 * 1024 + 1, 0.75)).await.unwrap();
     assert_eq!(response.status(), 413);
-    let settings: Value = server
-        .http
-        .get(server.url("/admin/workload"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let settings: Value = server.settings().await;
     assert_eq!(settings["error_rate"], 0.5);
 }
 

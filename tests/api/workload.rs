@@ -701,15 +701,7 @@ async fn wait_for_log(logs: &myapp::telemetry::Captured, needle: &str, times: us
 /// (panics after 10 s).
 async fn wait_for_served_error_rate(server: &TestServer, expected: f64) {
     for _ in 0..500 {
-        let settings: Value = server
-            .http
-            .get(server.url("/admin/workload"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let settings: Value = server.settings().await;
         if settings["error_rate"] == expected {
             return;
         }
