@@ -75,7 +75,9 @@ pub fn init(format: LogFormat) -> Result<WorkerGuard, TelemetryError> {
         .with_ansi(std::io::stdout().is_terminal());
     match format {
         LogFormat::Text => subscriber.fmt_fields(plain_fields()).init(),
-        LogFormat::Json => subscriber.json().init(),
+        // The request span's fields once, in `span`: its list of spans
+        // (`spans`) would repeat them, and it is the only span.
+        LogFormat::Json => subscriber.json().with_span_list(false).init(),
     }
     log_panics();
     Ok(guard)
