@@ -42,7 +42,7 @@ trace_id=$(printf '%08x' $RANDOM $RANDOM $RANDOM $RANDOM)
 traced=$(curl -s -o /dev/null -D - -H "traceparent: 00-$trace_id-00f067aa0ba902b7-01" "$base/work" |
   tr -d '\r' | sed -n 's/^traceparent: //p')
 check "the traced request's answer carries its trace ($traced)" test "${traced:3:32}" = "$trace_id"
-check "its log line carries trace_id=$trace_id" grep -q "path=/work status=[0-9]* trace_id=$trace_id " "$out/myapp.log"
+check "its log line carries trace_id=$trace_id" grep -q " INFO request{method=GET path=/work remote_addr=[0-9.:]*}: myapp::request_log: status=[0-9]* trace_id=$trace_id " "$out/myapp.log"
 
 echo "OpenMetrics, parsed by prometheus_client's strict parser, against the text format:"
 openmetrics_ok() { python3 scripts/openmetrics-check.py "$base/metrics" "$trace_id" | tee "$out/openmetrics-check.txt"; }

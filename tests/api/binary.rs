@@ -286,6 +286,61 @@ fn json_logs_are_one_object_per_line() {
     );
 }
 
+#[test]
+fn a_json_request_line_has_the_span_fields_once_and_the_answer_in_its_fields() {
+    use std::io::{Read, Write};
+    let server = Binary::start(&["--log-format", "json"]);
+    let mut client = std::net::TcpStream::connect(server.address).unwrap();
+    let client_address = client.local_addr().unwrap().to_string();
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let sent = Instant::now();
+    client
+        .write_all(
+            format!(
+                "GET /work?delay_ms=0&fail=true HTTP/1.1\r\nHost: x\r\n\
+                 traceparent: 00-{trace_id}-00f067aa0ba902b7-01\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).unwrap();
+    let waited_ms = sent.elapsed().as_secs_f64() * 1e3;
+    assert!(answer.starts_with("HTTP/1.1 500 "), "{answer}");
+    server.signal("TERM");
+    let (_, logs) = server.wait();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .filter(|line: &serde_json::Value| line["target"] == "myapp::request_log")
+        .collect();
+    assert_eq!(lines.len(), 1, "{logs}");
+    let line = lines[0].as_object().unwrap();
+    let keys: Vec<&str> = line.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["fields", "level", "span", "target", "timestamp"],
+        "{logs}"
+    );
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(
+        line["span"],
+        serde_json::json!({"method": "GET", "path": "/work?delay_ms=0&fail=true",
+            "remote_addr": client_address, "name": "request"})
+    );
+    let fields = line["fields"].as_object().unwrap();
+    let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+    assert_eq!(names, ["duration_ms", "status", "trace_id"], "{logs}");
+    assert_eq!(fields["status"], 500);
+    assert_eq!(fields["trace_id"], trace_id);
+    // Within the time the client waited for its answer.
+    let duration_ms = fields["duration_ms"].as_f64().unwrap();
+    assert!(
+        (0.0..=waited_ms).contains(&duration_ms),
+        "{waited_ms}: {logs}"
+    );
+}
+
 #[tokio::test]
 async fn with_metrics_listen_metrics_and_probes_move_to_the_second_port() {
     let server = Binary::start(&[

@@ -76,8 +76,11 @@ fn a_request_line_carries_the_clients_address() {
     server.signal("TERM");
     let (_, logs) = server.wait();
     let (start, end) = (
-        format!("request method=GET path=/work status={status} trace_id="),
-        format!(" remote_addr={client_address} duration_ms="),
+        format!(
+            " INFO request{{method=GET path=/work remote_addr={client_address}}}: \
+             myapp::request_log: status={status} trace_id="
+        ),
+        " duration_ms=".to_string(),
     );
     let lines: Vec<&str> = logs
         .lines()
