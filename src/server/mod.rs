@@ -35,7 +35,10 @@ use std::{
 use hyper::{body::Incoming, server::conn::http1, service::HttpService};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::{
-    http::{uri::Scheme, HeaderValue, Uri},
+    http::{
+        uri::{PathAndQuery, Scheme},
+        HeaderValue, Uri,
+    },
     web::{LocalAddr, RemoteAddr},
     Endpoint, Request, Response,
 };
@@ -412,9 +415,16 @@ pub fn http1_builder(header_timeout: Duration) -> http1::Builder {
 /// (up to the max delay) keeps the buffer alive, and hyper, which reads on to
 /// notice a client that leaves, reserves a second one. Copying the few hundred
 /// bytes of the head lets it reuse the first: 8 KiB less per waiting request.
-fn detach_head(req: hyper::Request<Incoming>) -> hyper::Request<Incoming> {
+fn detach_head<B>(req: hyper::Request<B>) -> hyper::Request<B> {
     let (mut head, body) = req.into_parts();
-    if let Ok(uri) = Uri::try_from(head.uri.to_string()) {
+    let uri = match head.uri.path_and_query() {
+        // The origin form (`GET /work HTTP/1.1`), as nearly every request comes.
+        Some(path) if head.uri.scheme().is_none() => {
+            PathAndQuery::try_from(path.as_str()).map(Uri::from)
+        }
+        _ => Uri::try_from(head.uri.to_string()),
+    };
+    if let Ok(uri) = uri {
         head.uri = uri;
     }
     for value in head.headers.values_mut() {
@@ -444,5 +454,53 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::http::header::HOST;
+
+    use super::*;
+
+    /// Whether `text` lies inside `buffer`'s memory.
+    fn within(buffer: &[u8], text: &str) -> bool {
+        buffer.as_ptr_range().contains(&text.as_ptr())
+    }
+
+    #[test]
+    fn the_head_is_copied_out_of_the_buffer_it_was_parsed_from() {
+        // As hyper parses: the URI and header values are slices of its buffer.
+        let buffer = hyper::body::Bytes::from_static(
+            b"/work?delay_ms=5&fail=true http://example.com:8080/work?x=1 example.com:8080",
+        );
+        let slice = |start: usize, end: usize| buffer.slice(start..end);
+        for (uri, text) in [
+            (slice(0, 26), "/work?delay_ms=5&fail=true"),
+            (slice(27, 59), "http://example.com:8080/work?x=1"),
+        ] {
+            let request = hyper::Request::builder()
+                .uri(Uri::from_maybe_shared(uri).unwrap())
+                .header(HOST, HeaderValue::from_maybe_shared(slice(60, 76)).unwrap())
+                .body(())
+                .unwrap();
+            assert!(
+                within(&buffer, request.uri().path()),
+                "{text}: the test shares the buffer"
+            );
+
+            let detached = detach_head(request);
+            assert_eq!(detached.uri().to_string(), text);
+            assert!(
+                !within(&buffer, detached.uri().path()),
+                "{text}: the URI still in the buffer"
+            );
+            let host = detached.headers()[HOST].to_str().unwrap();
+            assert_eq!(host, "example.com:8080");
+            assert!(
+                !within(&buffer, host),
+                "{text}: the Host value still in the buffer"
+            );
+        }
     }
 }
