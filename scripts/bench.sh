@@ -11,7 +11,11 @@
 #   2. peak RSS and p99 latency with 8,000 connections waiting on the default
 #      0 to 2 s /work: myapp and the instrumented peers;
 #   3. /metrics latency while /work is saturated: myapp and Go;
-#   4. criterion microbenchmarks: the middleware's recording path, one scrape.
+#   4. criterion microbenchmarks: the middleware's recording path, one scrape;
+#   5. user-space instructions per zero-delay /work request (callgrind): myapp
+#      with its default request log and with RUST_LOG=warn, bare hyper and the
+#      Rust peers; steady where CPU time is not, so the instruction targets
+#      are checked on them.
 # (3 runs right after 1, on the same warm servers.)
 # The servers take turns (A B A B ...) for several rounds and the medians are
 # reported, so that the machine's drift cancels out. Prints the figures, the
@@ -86,6 +90,8 @@ declare -A COMMAND=(
 # per request is what the instrumentation costs that stack.
 declare -A TWIN=([myapp]=uninstrumented [go]=go-bare [axum]=axum-bare [actix]=actix-bare)
 PEERS=(go axum actix)
+# Section 5's: what runs under callgrind (Go's runtime does not run under valgrind).
+COUNTED=(myapp myapp-warn bare axum actix)
 
 # The servers run on CPU 0 and wrk on CPU 1, so that the load generator never takes the CPU
 # of the server it measures; floating, they shared both and the per-round ratios of two
@@ -173,6 +179,7 @@ start() {
 step "prerequisites"
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
+command -v valgrind >/dev/null || missing+=(valgrind)
 command -v go >/dev/null || missing+=(golang-go)
 [ -d "$GO_PROMETHEUS" ] || missing+=(golang-github-prometheus-client-golang-dev)
 command -v jq >/dev/null || missing+=(jq)
@@ -187,12 +194,13 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((WAITING + 500)) ];
   WAITING=$(($(ulimit -n) - 500))
   echo "ulimit -n is $(ulimit -n): section 2 uses $WAITING connections"
 fi
-echo "wrk, go, client_golang, jq, ss, nstat: present; ulimit -n $(ulimit -n)"
+echo "wrk, valgrind, go, client_golang, jq, ss, nstat: present; ulimit -n $(ulimit -n)"
 
 warm_up_seconds=$((RUN_SECONDS < 2 ? RUN_SECONDS : 2))
 # Each run of section 2 also waits for its 2 s answers and the server's exit: about 3 s more.
+# Each callgrind run of section 5 also starts under valgrind and writes its profile: about 10 s more.
 estimate=$((${#SERVERS[@]} * (warm_up_seconds + ROUNDS * RUN_SECONDS) + 2 * ROUNDS * (RUN_SECONDS + 2) +
-  ${#WAITERS[@]} * ROUNDS * (WAITING_SECONDS + 3) + 60))
+  ${#WAITERS[@]} * ROUNDS * (WAITING_SECONDS + 3) + ${#COUNTED[@]} * (RUN_SECONDS + 10) + 60))
 echo "the runs take about $((estimate / 60)) min $((estimate % 60)) s, once built (from a clean clone, building takes about 12 min)"
 
 step "build (release)"
@@ -329,6 +337,36 @@ NS_SCRAPE=$(criterion_ns scrape/gather_and_encode)
 NS_ENCODE=$(criterion_ns scrape/encode_only)
 NS_MIDDLEWARE=$(awk -v a="$NS_WITH" -v b="$NS_BARE" 'BEGIN { print a - b }')
 
+# --- 5. instructions per request ------------------------------------------------------------
+
+step "5. instructions per zero-delay /work request (callgrind), ${RUN_SECONDS}s each"
+# Counting starts once the server listens (--instr-atstart=no, then callgrind_control), so
+# start-up is left out; the count is every thread's user-space instructions, divided by the
+# requests wrk made (8 connections: valgrind runs the guest's threads one at a time).
+declare -A INSTRUCTIONS=()
+for name in "${COUNTED[@]}"; do
+  profile=$LOGS/callgrind-$name.out
+  callgrind=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$profile")
+  # valgrind goes after env's settings, so that it runs the server, not env.
+  # shellcheck disable=SC2206 # COMMAND holds words
+  case $name in
+    myapp) command=(env -u RUST_LOG "${callgrind[@]}" "$BIN/myapp") ;;
+    myapp-warn) command=(env RUST_LOG=warn "${callgrind[@]}" "$BIN/myapp") ;;
+    *) command=("${callgrind[@]}" ${COMMAND[$name]}) ;;
+  esac
+  flags=("${ZERO_DELAY[@]}")
+  [ "$name" != bare ] || flags=()
+  start_server "$LOGS/callgrind-$name.log" "${SERVER_CPU[@]}" "${command[@]}" --listen 127.0.0.1:0 "${flags[@]}"
+  callgrind_control --instr=on "$SERVER_PID" >/dev/null 2>&1
+  out=$LOGS/callgrind-$name.txt
+  run_waited "${WRK[@]}" -t 1 -c 8 -d "${RUN_SECONDS}s" "http://$SERVER_ADDR/work" >"$out"
+  callgrind_control --instr=off "$SERVER_PID" >/dev/null 2>&1
+  stop_pid "$SERVER_PID"
+  total=$(callgrind_annotate "$profile" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+  INSTRUCTIONS[$name]=$(awk -v t="$total" -v n="$(wrk_requests "$out")" 'BEGIN { print (n > 0) ? t / n : "NaN" }')
+  printf '  %-30s %8.0f instructions per request (%s requests)\n' "${LABEL[$name]}" "${INSTRUCTIONS[$name]}" "$(wrk_requests "$out")"
+done
+
 LOAD_AFTER=$(cut -d ' ' -f 1-3 /proc/loadavg)
 elapsed=$(($(date +%s) - started_at))
 
@@ -359,10 +397,14 @@ targets_table() {
     "$(paired_median / "${RPCPU[myapp]}" "${RPCPU[go]}")" 2
   target_row "/work requests per CPU-second, myapp / ${LABEL[bare]}" '>=' 0.85 \
     "$(paired_median / "${RPCPU[myapp]}" "${RPCPU[bare]}")" 3
-  for peer in axum actix; do
-    target_row "/work requests per CPU-second, myapp / ${LABEL[$peer]}" '>' 1 \
-      "$(paired_median / "${RPCPU[myapp]}" "${RPCPU[$peer]}")" 3
-  done
+  target_row "/work requests per CPU-second, myapp / ${LABEL[axum]}" '>=' 1 \
+    "$(paired_median / "${RPCPU[myapp]}" "${RPCPU[axum]}")" 3
+  target_row "/work requests per CPU-second, myapp / ${LABEL[actix]}" '>' 1 \
+    "$(paired_median / "${RPCPU[myapp]}" "${RPCPU[actix]}")" 3
+  target_row "/work requests per CPU-second, ${LABEL[myapp-warn]} / ${LABEL[actix]}" '>=' 1 \
+    "$(paired_median / "${RPCPU[myapp-warn]}" "${RPCPU[actix]}")" 3
+  target_row "instructions per zero-delay /work request, myapp (callgrind)" '<=' 28000 "${INSTRUCTIONS[myapp]}" 0
+  target_row "instructions per zero-delay /work request, ${LABEL[myapp-warn]} (callgrind)" '<=' 20000 "${INSTRUCTIONS[myapp-warn]}" 0
   for peer in "${PEERS[@]}"; do
     target_row "instrumentation cost, CPU µs per request, myapp against ${LABEL[$peer]}" '<' \
       "${COST[$peer]}" "${COST[myapp]}" 2 "$(fmt 2 "${COST[$peer]}")"
@@ -395,6 +437,7 @@ cell_wait_latency() {
 }
 cell_wait_rps() { if [ -n "${WAIT_RPS[$1]:-}" ]; then echo "$(fmt 0 "$(med "${WAIT_RPS[$1]}")"); ${WAIT_ERRORS[$1]}"; fi; }
 cell_overflows() { echo "${OVERFLOWS[$1]:-}"; }
+cell_instructions() { if [ -n "${INSTRUCTIONS[$1]:-}" ]; then fmt 0 "${INSTRUCTIONS[$1]}"; fi; }
 cell_scrape_latency() {
   if [ -n "${SCRAPE_P99[$1]:-}" ]; then
     echo "$(fmt 2 "$(med "${SCRAPE_P50[$1]}")") / $(fmt 2 "$(med "${SCRAPE_P99[$1]}")")"
@@ -422,6 +465,7 @@ figures_table() {
   figure_row "/work, zero delay, $CONNECTIONS connections: req/s" cell_rps
   figure_row "requests per server CPU-second" cell_per_cpu_second
   figure_row "server CPU µs per request" cell_cpu_us
+  figure_row "user-space instructions per request (callgrind, one run)" cell_instructions
   figure_row "server CPU use meanwhile, % of one CPU (below 100: wrk was the limit, or CPU 0 was shared)" cell_cpu_use
   figure_row "instrumentation cost: CPU µs per request more than without metrics" cell_cost
   figure_row "errors in those runs (socket errors + non-2xx), all rounds" cell_errors
@@ -542,6 +586,11 @@ ${WRK[*]} -t 1 -c 1 -d ${RUN_SECONDS}s --latency -s $PERCENTILES http://ADDR/met
 ${WRK[*]} -t 1 -c $WAITING -d ${WAITING_SECONDS}s --timeout 10s --latency -s $PERCENTILES http://ADDR/work
 # 4. criterion
 cargo bench --locked --bench request_metrics --bench scrape -- ${CRITERION_ARGS[*]}
+# 5. callgrind, each of ${COUNTED[*]} in turn, started as above under
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$LOGS/callgrind-NAME.out
+callgrind_control --instr=on PID     # once it listens
+${WRK[*]} -t 1 -c 8 -d ${RUN_SECONDS}s http://ADDR/work
+callgrind_control --instr=off PID; kill PID; callgrind_annotate $LOGS/callgrind-NAME.out   # PROGRAM TOTALS / requests
 \`\`\`
 
 wrk's outputs and the servers' logs are in \`$LOGS/\`. How to run each piece and profile, and what
