@@ -213,6 +213,13 @@ async fn sigterm_ends_the_run_and_still_prints_the_summary() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
+    // One thread while it sends: a current-thread runtime, no workers (the
+    // targets are IP addresses, so no resolver thread either).
+    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let threads = proc_status
+        .lines()
+        .find(|line| line.starts_with("Threads:"));
+    assert_eq!(threads, Some("Threads:\t1"), "{proc_status}");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
