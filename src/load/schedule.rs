@@ -46,7 +46,7 @@ pub struct Plan {
 pub fn uri(url: &Url) -> Uri {
     url.as_str()
         .parse()
-        .expect("a URL that parses as http:// or https:// is a valid URI")
+        .expect("an http:// URL that parsed is a valid URI")
 }
 
 /// How far after the start request `index` is due at `rate` per second.
