@@ -12,7 +12,12 @@
 #      0 to 2 s /work: myapp and the instrumented peers;
 #   3. /metrics latency while /work is saturated: myapp and Go;
 #   4. criterion microbenchmarks: the middleware's recording path, one scrape;
-#   5. user-space instructions per zero-delay /work request (callgrind): myapp
+#   5. load generators against one zero-delay myapp: `myapp load`, hey and wrk
+#      (paced with scripts/wrk-paced.lua: closed loop) at 1,000 and 5,000 req/s,
+#      CPU per request sent and achieved rate; then coordinated omission shown:
+#      the server stopped (SIGSTOP) for 1 s in a 10 s run at 1,000 req/s, each
+#      tool's p99 beside the true p99 of that schedule.
+#   6. user-space instructions per zero-delay /work request (callgrind): myapp
 #      with its default request log and with RUST_LOG=warn, bare hyper and the
 #      Rust peers; steady where CPU time is not, so the instruction targets
 #      are checked on them.
@@ -22,14 +27,14 @@
 # targets and whether each is met, and writes them to BENCHMARKS.md.
 #
 # Knobs (environment):
-#   BENCH_SECONDS=10      length of each wrk run of sections 1 and 3
+#   BENCH_SECONDS=10      length of each wrk run of sections 1 and 3, and of each client run of 5
 #   BENCH_ROUNDS=5        rounds of each section
 #   BENCH_WAITING=8000    connections of section 2
 #   BENCH_WAITING_SECONDS length of each run of section 2 (BENCH_SECONDS, at least 5)
 #   BENCH_CONNECTIONS=64  connections of sections 1 and 3
 #   BENCH_OUT=BENCHMARKS.md
 # A short run to check the tooling: BENCH_SECONDS=2 BENCH_ROUNDS=1 scripts/bench.sh
-# The default run takes about 16 minutes once the binaries are built (it prints
+# The default run takes about 22 minutes once the binaries are built (it prints
 # its estimate); building everything from a clean clone takes about 12 more.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,7 +95,19 @@ declare -A COMMAND=(
 # per request is what the instrumentation costs that stack.
 declare -A TWIN=([myapp]=uninstrumented [go]=go-bare [axum]=axum-bare [actix]=actix-bare)
 PEERS=(go axum actix)
-# Section 5's: what runs under callgrind (Go's runtime does not run under valgrind).
+# Section 5's clients, in the order they take turns, at each rate (req/s).
+CLIENTS=(load hey wrk)
+LOAD_RATES=(1000 5000)
+declare -A CLIENT_LABEL=([load]="myapp load" [hey]="hey" [wrk]="wrk, paced (closed loop)")
+# hey's and wrk's connections, each paced at RATE / CLIENT_CONNECTIONS requests a second.
+CLIENT_CONNECTIONS=50
+# Coordinated omission: the server stopped for STALL_SECONDS in the middle of a
+# STALL_RUN_SECONDS run at STALL_RATE.
+STALL_RATE=1000
+STALL_RUN_SECONDS=10
+STALL_SECONDS=1
+PACED=scripts/wrk-paced.lua
+# Section 6's: what runs under callgrind (Go's runtime does not run under valgrind).
 COUNTED=(myapp myapp-warn bare axum actix)
 
 # The servers run on CPU 0 and wrk on CPU 1, so that the load generator never takes the CPU
@@ -100,10 +117,12 @@ COUNTED=(myapp myapp-warn bare axum actix)
 if [ "$(nproc)" -ge 2 ]; then
   SERVER_CPU=(taskset -c 0)
   WRK=(taskset -c 1 wrk)
+  CLIENT_CPU=(taskset -c 1)
   PINNING="The servers run on CPU 0 and wrk on CPU 1 (\`taskset\`): each server has one CPU to itself."
 else
   SERVER_CPU=()
   WRK=(wrk)
+  CLIENT_CPU=()
   PINNING="One CPU: wrk and the servers share it."
 fi
 
@@ -183,6 +202,8 @@ command -v valgrind >/dev/null || missing+=(valgrind)
 command -v go >/dev/null || missing+=(golang-go)
 [ -d "$GO_PROMETHEUS" ] || missing+=(golang-github-prometheus-client-golang-dev)
 command -v jq >/dev/null || missing+=(jq)
+command -v hey >/dev/null || missing+=(hey)
+[ -x /usr/bin/time ] || missing+=(time)
 { command -v ss && command -v nstat; } >/dev/null || missing+=(iproute2)
 if [ "${#missing[@]}" -gt 0 ] && ! install_packages "${missing[@]}"; then
   echo "missing: ${missing[*]}; run as root to install them, or apt-get install -y ${missing[*]}" >&2
@@ -194,13 +215,15 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((WAITING + 500)) ];
   WAITING=$(($(ulimit -n) - 500))
   echo "ulimit -n is $(ulimit -n): section 2 uses $WAITING connections"
 fi
-echo "wrk, valgrind, go, client_golang, jq, ss, nstat: present; ulimit -n $(ulimit -n)"
+echo "wrk, valgrind, go, client_golang, jq, hey, time, ss, nstat: present; ulimit -n $(ulimit -n)"
 
 warm_up_seconds=$((RUN_SECONDS < 2 ? RUN_SECONDS : 2))
 # Each run of section 2 also waits for its 2 s answers and the server's exit: about 3 s more.
-# Each callgrind run of section 5 also starts under valgrind and writes its profile: about 10 s more.
+# Each callgrind run of section 6 also starts under valgrind and writes its profile: about 10 s more.
 estimate=$((${#SERVERS[@]} * (warm_up_seconds + ROUNDS * RUN_SECONDS) + 2 * ROUNDS * (RUN_SECONDS + 2) +
-  ${#WAITERS[@]} * ROUNDS * (WAITING_SECONDS + 3) + ${#COUNTED[@]} * (RUN_SECONDS + 10) + 60))
+  ${#WAITERS[@]} * ROUNDS * (WAITING_SECONDS + 3) +
+  ${#LOAD_RATES[@]} * ${#CLIENTS[@]} * ROUNDS * (RUN_SECONDS + 1) + ${#CLIENTS[@]} * (STALL_RUN_SECONDS + 2) +
+  ${#COUNTED[@]} * (RUN_SECONDS + 10) + 60))
 echo "the runs take about $((estimate / 60)) min $((estimate % 60)) s, once built (from a clean clone, building takes about 12 min)"
 
 step "build (release)"
@@ -337,9 +360,113 @@ NS_SCRAPE=$(criterion_ns scrape/gather_and_encode)
 NS_ENCODE=$(criterion_ns scrape/encode_only)
 NS_MIDDLEWARE=$(awk -v a="$NS_WITH" -v b="$NS_BARE" 'BEGIN { print a - b }')
 
-# --- 5. instructions per request ------------------------------------------------------------
+# --- 5. load generators --------------------------------------------------------------------
 
-step "5. instructions per zero-delay /work request (callgrind), ${RUN_SECONDS}s each"
+# client_command CLIENT RATE SECONDS URL: sets CLIENT_COMMAND to CLIENT at RATE req/s for
+# SECONDS, on the clients' CPU, its CPU time (user, system) written to the file TIME_FILE names.
+client_command() {
+  local client=$1 rate=$2 seconds=$3 url=$4
+  CLIENT_COMMAND=("${CLIENT_CPU[@]}" /usr/bin/time -f '%U %S' -o "$TIME_FILE")
+  case $client in
+    # Room for every request due in a stall of the server: none is dropped.
+    load) CLIENT_COMMAND+=("$BIN/myapp" load --json --max-in-flight 10000 --rate "$rate" --duration "${seconds}s" "$url") ;;
+    hey) CLIENT_COMMAND+=(hey -z "${seconds}s" -c "$CLIENT_CONNECTIONS" -q "$((rate / CLIENT_CONNECTIONS))" "$url") ;;
+    wrk) CLIENT_COMMAND+=(env "WRK_DELAY_MS=$((CLIENT_CONNECTIONS * 1000 / rate))" wrk -t 1 -c "$CLIENT_CONNECTIONS"
+      -d "${seconds}s" -s "$PACED" "$url") ;;
+  esac
+}
+
+# client_sent CLIENT OUT: the requests CLIENT sent: myapp load's `sent`; hey's
+# answers by status plus its errors; the requests wrk completed.
+client_sent() {
+  case $1 in
+    load) jq '.sent' "$2" ;;
+    hey) awk '/^Error distribution:/ { errors = 1 }
+      $1 ~ /^\[[0-9]+\]$/ { if (errors) { gsub(/[][]/, "", $1); n += $1 } else n += $2 }
+      END { print n + 0 }' "$2" ;;
+    wrk) wrk_requests "$2" ;;
+  esac
+}
+
+# client_rate CLIENT OUT: the rate CLIENT says it achieved, req/s.
+client_rate() {
+  case $1 in
+    load) jq '.achieved_rate' "$2" ;;
+    hey) awk '/Requests\/sec:/ { print $2 }' "$2" ;;
+    wrk) wrk_rps "$2" ;;
+  esac
+}
+
+# client_p99_ms CLIENT OUT: the p99 latency CLIENT reports, ms.
+client_p99_ms() {
+  case $1 in
+    load) jq '.latency_ms.p99' "$2" ;;
+    hey) awk '$1 == "99%" && $2 == "in" { print $3 * 1000 }' "$2" ;;
+    wrk) wrk_latency_ms "$2" 99 ;;
+  esac
+}
+
+# schedule_p99_ms RATE SECONDS STALL_START STALL: the p99 latency, ms, of RATE req/s
+# for SECONDS against a server that answers at once but stops from STALL_START
+# for STALL seconds: request i is due at i / RATE; one due in the stall waits
+# until it ends. The nearest-rank percentile of those RATE * SECONDS latencies.
+schedule_p99_ms() {
+  awk -v r="$1" -v d="$2" -v t0="$3" -v s="$4" 'BEGIN {
+    for (i = 0; i < r * d; i++) { t = i / r; print (t >= t0 && t < t0 + s) ? (t0 + s - t) * 1000 : 0 }
+  }' | sort -g | awk -v n="$(($1 * $2))" 'NR == int(n * 99 / 100 + 0.999999) { print; exit }'
+}
+
+step "5. load generators against one zero-delay myapp, ${RUN_SECONDS}s x $ROUNDS rounds at ${LOAD_RATES[*]} req/s"
+declare -A CLIENT_CPU_US=() CLIENT_RATE=() CLIENT_SENT=() STALL_P99=() STALL_SENT=()
+start myapp "${ZERO_DELAY[@]}"
+generator_pid=$SERVER_PID
+url=http://$SERVER_ADDR/work
+for round in $(seq "$ROUNDS"); do
+  for rate in "${LOAD_RATES[@]}"; do
+    for client in "${CLIENTS[@]}"; do
+      out=$LOGS/client-$client-$rate-$round.txt
+      TIME_FILE=$out.time
+      client_command "$client" "$rate" "$RUN_SECONDS" "$url"
+      run_waited "${CLIENT_COMMAND[@]}" >"$out" 2>&1
+      sent=$(client_sent "$client" "$out")
+      cpu_us=$(awk -v n="$sent" '{ print (n > 0) ? ($1 + $2) * 1e6 / n : "NaN" }' "$TIME_FILE")
+      CLIENT_CPU_US[$client-$rate]+=" $cpu_us"
+      CLIENT_RATE[$client-$rate]+=" $(client_rate "$client" "$out")"
+      CLIENT_SENT[$client-$rate]+=" $sent"
+      printf '  round %d  %-26s target %5d/s  achieved %10.1f/s  sent %7d  %7.2f CPU us/request\n' \
+        "$round" "${CLIENT_LABEL[$client]}" "$rate" "$(client_rate "$client" "$out")" "$sent" "$cpu_us"
+    done
+  done
+done
+# Coordinated omission shown: the same server stopped in the middle of each run.
+STALL_START=$(awk -v d="$STALL_RUN_SECONDS" -v s="$STALL_SECONDS" 'BEGIN { print (d - s) / 2 }')
+SCHEDULE_P99=$(schedule_p99_ms "$STALL_RATE" "$STALL_RUN_SECONDS" "$STALL_START" "$STALL_SECONDS")
+echo "  the server stopped for ${STALL_SECONDS}s from ${STALL_START}s into each ${STALL_RUN_SECONDS}s run at $STALL_RATE req/s: true p99 $SCHEDULE_P99 ms"
+for client in "${CLIENTS[@]}"; do
+  out=$LOGS/stall-$client.txt
+  TIME_FILE=$out.time
+  client_command "$client" "$STALL_RATE" "$STALL_RUN_SECONDS" "$url"
+  "${CLIENT_COMMAND[@]}" >"$out" 2>&1 &
+  stall_client=$!
+  PIDS+=("$stall_client")
+  sleep "$STALL_START"
+  # A stopped server cannot take the SIGTERM of the exit trap: it is continued first.
+  trap 'kill -CONT "$generator_pid" 2>/dev/null; stop_all' EXIT
+  kill -STOP "$generator_pid"
+  sleep "$STALL_SECONDS"
+  kill -CONT "$generator_pid"
+  trap stop_all EXIT
+  wait "$stall_client"
+  forget_pid "$stall_client"
+  STALL_P99[$client]=$(client_p99_ms "$client" "$out")
+  STALL_SENT[$client]=$(client_sent "$client" "$out")
+  printf '  %-26s p99 %9s ms  sent %6d\n' "${CLIENT_LABEL[$client]}" "${STALL_P99[$client]}" "${STALL_SENT[$client]}"
+done
+stop_pid "$generator_pid"
+
+# --- 6. instructions per request ------------------------------------------------------------
+
+step "6. instructions per zero-delay /work request (callgrind), ${RUN_SECONDS}s each"
 # Counting starts once the server listens (--instr-atstart=no, then callgrind_control), so
 # start-up is left out; the count is every thread's user-space instructions, divided by the
 # requests wrk made (8 connections: valgrind runs the guest's threads one at a time).
@@ -419,6 +546,17 @@ targets_table() {
   done
   target_row "middleware recording, ns per request (criterion)" '<=' 100 "$NS_MIDDLEWARE" 1
   target_row "/metrics p99 while /work is saturated, ms" '<=' 10 "$P99_SCRAPE" 2
+  for rate in "${LOAD_RATES[@]}"; do
+    target_row "load generator CPU per request sent at $rate req/s, myapp load / hey" '<=' 0.5 \
+      "$(paired_median / "${CLIENT_CPU_US[load-$rate]}" "${CLIENT_CPU_US[hey-$rate]}")" 2
+  done
+  target_row "myapp load's achieved rate at 5,000 req/s, % off the target" '<=' 1 "$(rate_off_percent load 5000)" 2
+}
+
+# rate_off_percent CLIENT RATE: the median over the rounds of how far CLIENT's achieved
+# rate was from RATE, in % either way.
+rate_off_percent() {
+  tr ' ' '\n' <<<"${CLIENT_RATE[$1-$2]}" | awk -v t="$2" 'NF { d = ($1 / t - 1) * 100; print (d < 0) ? -d : d }' | median
 }
 
 # A cell of the figures table for one server (empty where the section did not run it).
@@ -491,8 +629,30 @@ criterion_table() {
 EOF
 }
 
+clients_table() {
+  local rate client
+  echo "| client | target, req/s | achieved, req/s | CPU µs per request sent | requests sent |"
+  echo "| --- | --- | --- | --- | --- |"
+  for rate in "${LOAD_RATES[@]}"; do
+    for client in "${CLIENTS[@]}"; do
+      echo "| ${CLIENT_LABEL[$client]} | $rate | $(fmt 1 "$(med "${CLIENT_RATE[$client-$rate]}")") |" \
+        "$(fmt 1 "$(med "${CLIENT_CPU_US[$client-$rate]}")") | $(fmt 0 "$(med "${CLIENT_SENT[$client-$rate]}")") |"
+    done
+  done
+}
+
+stall_table() {
+  local client
+  echo "| server stopped ${STALL_SECONDS} s from ${STALL_START} s into ${STALL_RUN_SECONDS} s at $STALL_RATE req/s | p99, ms | requests sent |"
+  echo "| --- | --- | --- |"
+  echo "| true p99 of the schedule (computed, service time 0) | $(fmt 1 "$SCHEDULE_P99") | $((STALL_RATE * STALL_RUN_SECONDS)) due |"
+  for client in "${CLIENTS[@]}"; do
+    echo "| ${CLIENT_LABEL[$client]} reports | $(fmt 1 "${STALL_P99[$client]}") | ${STALL_SENT[$client]} |"
+  done
+}
+
 rounds_table() {
-  local name
+  local name rate client
   echo "| per round | values |"
   echo "| --- | --- |"
   for name in "${SERVERS[@]}"; do
@@ -505,6 +665,12 @@ rounds_table() {
   done
   for name in myapp go; do
     echo "| /metrics p99 ms under saturation, ${LABEL[$name]} | $(list "${SCRAPE_P99[$name]}")|"
+  done
+  for rate in "${LOAD_RATES[@]}"; do
+    for client in "${CLIENTS[@]}"; do
+      echo "| client CPU µs per request at $rate req/s, ${CLIENT_LABEL[$client]} | $(list "${CLIENT_CPU_US[$client-$rate]}")|"
+      echo "| achieved req/s at $rate req/s, ${CLIENT_LABEL[$client]} | $(list "${CLIENT_RATE[$client-$rate]}")|"
+    done
   done
 }
 
@@ -555,6 +721,27 @@ $(figures_table)
 
 $(criterion_table)
 
+### Load generators
+
+Each client on CPU 1 against one zero-delay myapp on CPU 0; CPU µs per request sent is the
+client's user and system time (\`/usr/bin/time\`) divided by the requests it sent: \`sent\`
+for myapp load, the answers and errors for hey, the requests wrk completed. myapp load is
+open loop (each request leaves when due); hey (\`-c $CLIENT_CONNECTIONS -q RATE/$CLIENT_CONNECTIONS\`) and wrk
+(each connection waits $CLIENT_CONNECTIONS/RATE s after each answer, scripts/wrk-paced.lua) are closed
+loop: a request waits for the one before it on its connection.
+
+$(clients_table)
+
+Coordinated omission shown: the same server stopped (SIGSTOP, then SIGCONT) in the middle of
+one run of each client. A request due in the stall waits until it ends, so the schedule's
+true p99 is computed from the rate, the run and the stall alone. A closed-loop client sends
+nothing while its connections wait, so it measures only the few requests it had in flight:
+hey reports those as they were; wrk 4 afterwards adds synthetic samples to its histogram
+(\`stats_correct\`, one per expected interval of a connection) where a latency exceeded that
+interval, so its percentiles are estimates of requests it never sent.
+
+$(stall_table)
+
 <details><summary>Every round</summary>
 
 $(rounds_table)
@@ -586,7 +773,12 @@ ${WRK[*]} -t 1 -c 1 -d ${RUN_SECONDS}s --latency -s $PERCENTILES http://ADDR/met
 ${WRK[*]} -t 1 -c $WAITING -d ${WAITING_SECONDS}s --timeout 10s --latency -s $PERCENTILES http://ADDR/work
 # 4. criterion
 cargo bench --locked --bench request_metrics --bench scrape -- ${CRITERION_ARGS[*]}
-# 5. callgrind, each of ${COUNTED[*]} in turn, started as above under
+# 5. load generators, against one myapp with the zero-delay flags, each in turn, $ROUNDS round(s) per rate
+${CLIENT_CPU[*]} /usr/bin/time -f '%U %S' $BIN/myapp load --json --max-in-flight 10000 --rate RATE --duration ${RUN_SECONDS}s http://ADDR/work
+${CLIENT_CPU[*]} /usr/bin/time -f '%U %S' hey -z ${RUN_SECONDS}s -c $CLIENT_CONNECTIONS -q RATE/$CLIENT_CONNECTIONS http://ADDR/work
+${CLIENT_CPU[*]} /usr/bin/time -f '%U %S' env WRK_DELAY_MS=$CLIENT_CONNECTIONS*1000/RATE wrk -t 1 -c $CLIENT_CONNECTIONS -d ${RUN_SECONDS}s -s $PACED http://ADDR/work
+#    then each once at $STALL_RATE req/s for ${STALL_RUN_SECONDS}s: kill -STOP the server ${STALL_START}s in, kill -CONT ${STALL_SECONDS}s later
+# 6. callgrind, each of ${COUNTED[*]} in turn, started as above under
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$LOGS/callgrind-NAME.out
 callgrind_control --instr=on PID     # once it listens
 ${WRK[*]} -t 1 -c 8 -d ${RUN_SECONDS}s http://ADDR/work
@@ -608,5 +800,9 @@ echo
 figures_table
 echo
 criterion_table
+echo
+clients_table
+echo
+stall_table
 echo
 echo "written to $OUT; wrk outputs in $LOGS/; took ${elapsed}s"

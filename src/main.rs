@@ -22,8 +22,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// Exit code for a bad setting, as clap uses for bad arguments.
 const USAGE_ERROR: u8 = 2;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if err.use_stderr() => return usage_error(&config::error_line(&err)),
@@ -33,12 +32,31 @@ async fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Openapi) => return print_openapi(),
-        Some(Command::Load(args)) => return load(args).await,
-        Some(Command::Scenario(args)) => return myapp::scenario::run(args).await,
-        None => {}
+        Some(Command::Openapi) => print_openapi(),
+        // One thread: the scheduler, the requests and the tally wake each other
+        // without crossing threads, which cut its CPU per request at 1,000/s by
+        // about a third (benches/README.md, "`myapp load` against `hey`").
+        Some(Command::Load(args)) => {
+            let runtime = runtime(tokio::runtime::Builder::new_current_thread());
+            // A spawned task: waking block_on's own future writes to the driver's eventfd.
+            runtime.block_on(async { tokio::spawn(load(args)).await.expect("load does not panic") })
+        }
+        Some(Command::Scenario(args)) => runtime(tokio::runtime::Builder::new_multi_thread())
+            .block_on(myapp::scenario::run(args)),
+        None => runtime(tokio::runtime::Builder::new_multi_thread()).block_on(serve(cli.config)),
     }
-    let config = cli.config;
+}
+
+/// The runtime `builder` makes, with its I/O and timers.
+fn runtime(mut builder: tokio::runtime::Builder) -> tokio::runtime::Runtime {
+    builder
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+/// Runs the service until SIGINT or SIGTERM.
+async fn serve(config: config::Config) -> ExitCode {
     if let Err(err) = config.validate() {
         return usage_error(&format!("error: {err}"));
     }

@@ -61,15 +61,16 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
     }
 }
 
-/// An absolute http or https URL.
+/// The rule every URL follows, as its error says it.
+const URL_RULE: &str = "expected an http:// URL (plain HTTP), e.g. http://127.0.0.1:8080/work";
+
+/// An absolute http URL: the client speaks plain HTTP/1.1.
 fn parse_url(value: &str) -> Result<Url, String> {
     let url = Url::parse(value)
         .map_err(|err| format!("{err}: expected e.g. http://127.0.0.1:8080/work"))?;
     match url.scheme() {
-        "http" | "https" if url.host().is_some() => Ok(url),
-        _ => {
-            Err("expected an http:// or https:// URL, e.g. http://127.0.0.1:8080/work".to_string())
-        }
+        "http" if url.host().is_some() => Ok(url),
+        _ => Err(URL_RULE.to_string()),
     }
 }
 
@@ -167,13 +168,18 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_absolute_http_or_https() {
-        assert!(parse_url("http://127.0.0.1:8080/work?delay_ms=5").is_ok());
-        assert!(parse_url("https://example.com").is_ok());
+    fn urls_are_absolute_http() {
         assert_eq!(
-            parse_url("ftp://example.com/"),
-            Err("expected an http:// or https:// URL, e.g. http://127.0.0.1:8080/work".to_string())
+            parse_url("http://127.0.0.1:8080/work?delay_ms=5").map(String::from),
+            Ok("http://127.0.0.1:8080/work?delay_ms=5".to_string())
         );
+        assert_eq!(
+            parse_url("http://example.com").map(String::from),
+            Ok("http://example.com/".to_string())
+        );
+        for bad in ["https://example.com", "ftp://example.com/"] {
+            assert_eq!(parse_url(bad), Err(URL_RULE.to_string()), "{bad}");
+        }
         assert_eq!(
             parse_url("127.0.0.1:8080/work"),
             Err(

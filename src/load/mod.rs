@@ -11,7 +11,8 @@
 //! schedule until its duration ends or `stop` completes.
 use std::{future::Future, io::IsTerminal, time::Duration};
 
-use reqwest::{Client, Url};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use reqwest::Url;
 use tokio::net::TcpStream;
 
 pub mod args;
@@ -32,9 +33,6 @@ pub enum LoadError {
         /// What the connection attempt said.
         reason: String,
     },
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
 }
 
 /// Runs `args` until its duration ends or `stop` completes, after checking
@@ -46,9 +44,10 @@ pub async fn run(args: &LoadArgs, stop: impl Future<Output = ()>) -> Result<Summ
     }
     // Each request in flight may hold a connection of its own.
     let _ = crate::server::open_files::raise_to_hard_limit();
-    let client = Client::builder().timeout(args.timeout).build()?;
+    let client = Client::builder(TokioExecutor::new()).build_http();
     let plan = schedule::Plan {
-        urls: args.urls.clone(),
+        uris: args.urls.iter().map(schedule::uri).collect(),
+        timeout: args.timeout,
         rate: args.rate,
         duration: args.duration,
         max_in_flight: args.max_in_flight,
@@ -78,7 +77,7 @@ async fn check_reachable(url: &Url, timeout: Duration) -> Result<(), LoadError> 
     };
     let port = url
         .port_or_known_default()
-        .expect("http and https have a default port");
+        .expect("http has a default port");
     // An IPv6 host is written in brackets in a URL, bare in an address.
     let host = url.host_str().unwrap_or_default();
     let host = host.trim_start_matches('[').trim_end_matches(']');

@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use reqwest::{Client, Url};
+use http_body_util::{BodyExt, Empty};
+use hyper::{Request, Uri};
+use hyper_util::client::legacy::{connect::HttpConnector, Client as LegacyClient};
+use reqwest::Url;
 use tokio::{
     sync::{mpsc, Semaphore},
     time::{interval_at, sleep_until, Instant, MissedTickBehavior},
@@ -19,17 +22,31 @@ use tokio::{
 
 use super::summary::{ErrorKind, Outcome, Summary, Tally};
 
+/// The HTTP/1.1 client: hyper-util's, with its keep-alive pool, as reqwest
+/// uses underneath, without reqwest's layers (redirects, retries) that parse
+/// each request's URL again.
+pub type Client = LegacyClient<HttpConnector, Empty<&'static [u8]>>;
+
 /// What the runner needs: where, how fast, how long, how many at once.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// Taken in turn.
-    pub urls: Vec<Url>,
+    /// Taken in turn, each parsed once.
+    pub uris: Vec<Uri>,
+    /// Longest a request may take, from connecting to the end of the body.
+    pub timeout: Duration,
     /// Requests per second.
     pub rate: u32,
     /// How long to send; `None`: until `stop`.
     pub duration: Option<Duration>,
     /// Requests in flight at most; one due beyond it is dropped.
     pub max_in_flight: u32,
+}
+
+/// `url` as the client takes it.
+pub fn uri(url: &Url) -> Uri {
+    url.as_str()
+        .parse()
+        .expect("an http:// URL that parsed is a valid URI")
 }
 
 /// How far after the start request `index` is due at `rate` per second.
@@ -87,7 +104,7 @@ async fn send(
 ) -> Instant {
     let in_flight = Arc::new(Semaphore::new(plan.max_in_flight as usize));
     let total = plan.duration.map(|duration| scheduled(plan.rate, duration));
-    let urls = plan.urls.len() as u64;
+    let uris = plan.uris.len() as u64;
     tokio::pin!(stop);
     let mut next: u64 = 0;
     loop {
@@ -116,16 +133,16 @@ async fn send(
             if due > now {
                 break;
             }
-            let url = plan.urls[(next % urls) as usize].clone();
+            let uri = plan.uris[(next % uris) as usize].clone();
             next += 1;
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                 counters.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
             counters.sent.fetch_add(1, Ordering::Relaxed);
-            let (client, outcomes) = (client.clone(), outcomes.clone());
+            let (client, outcomes, timeout) = (client.clone(), outcomes.clone(), plan.timeout);
             tokio::spawn(async move {
-                let outcome = request(&client, url).await;
+                let outcome = request(&client, uri, timeout).await;
                 let latency = due.elapsed();
                 // The slot frees even if this task is dropped: the permit is a guard.
                 drop(permit);
@@ -135,18 +152,30 @@ async fn send(
     }
 }
 
-/// One GET, its body read to the end so that the connection returns to the pool.
-async fn request(client: &Client, url: Url) -> Outcome {
-    let result = match client.get(url).send().await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            response.bytes().await.map(|_| status)
+/// One GET, its body read to the end so that the connection returns to the
+/// pool, within `timeout`.
+async fn request(client: &Client, uri: Uri, timeout: Duration) -> Outcome {
+    let request = Request::get(uri)
+        .body(Empty::new())
+        .expect("a GET of a parsed URI is a valid request");
+    let exchange = async {
+        let response = client.request(request).await.map_err(|err| {
+            if err.is_connect() {
+                ErrorKind::Connect
+            } else {
+                ErrorKind::Other
+            }
+        })?;
+        let status = response.status().as_u16();
+        match response.into_body().collect().await {
+            Ok(_) => Ok(status),
+            Err(_) => Err(ErrorKind::Other),
         }
-        Err(err) => Err(err),
     };
-    match result {
-        Ok(status) => Outcome::Status(status),
-        Err(err) => Outcome::Error(ErrorKind::of(&err)),
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(Ok(status)) => Outcome::Status(status),
+        Ok(Err(kind)) => Outcome::Error(kind),
+        Err(_) => Outcome::Error(ErrorKind::Timeout),
     }
 }
 

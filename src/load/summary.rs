@@ -37,17 +37,6 @@ impl ErrorKind {
             ErrorKind::Other => "other",
         }
     }
-
-    /// The kind of a reqwest error.
-    pub fn of(err: &reqwest::Error) -> Self {
-        if err.is_timeout() {
-            ErrorKind::Timeout
-        } else if err.is_connect() {
-            ErrorKind::Connect
-        } else {
-            ErrorKind::Other
-        }
-    }
 }
 
 /// Outcomes and latencies, counted as the answers come in.

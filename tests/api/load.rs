@@ -213,6 +213,13 @@ async fn sigterm_ends_the_run_and_still_prints_the_summary() {
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
+    // One thread while it sends: a current-thread runtime, no workers (the
+    // targets are IP addresses, so no resolver thread either).
+    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let threads = proc_status
+        .lines()
+        .find(|line| line.starts_with("Threads:"));
+    assert_eq!(threads, Some("Threads:\t1"), "{proc_status}");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -253,7 +260,8 @@ fn each_bad_flag_or_unreachable_target_is_one_line_and_exit_2() {
         (vec!["--timeout", "0ms", "http://h/"], &[], format!("error: invalid value '0ms' for '--timeout <TIMEOUT>': {rule}")),
         (vec!["--max-in-flight", "0", "http://h/"], &[], "error: invalid value '0' for '--max-in-flight <MAX_IN_FLIGHT>': 0 is not in 1..=1000000".into()),
         (vec!["127.0.0.1:8080/work"], &[], "error: invalid value '127.0.0.1:8080/work' for '<URL>...': relative URL without a base: expected e.g. http://127.0.0.1:8080/work".into()),
-        (vec!["ftp://h/"], &[], "error: invalid value 'ftp://h/' for '<URL>...': expected an http:// or https:// URL, e.g. http://127.0.0.1:8080/work".into()),
+        (vec!["ftp://h/"], &[], "error: invalid value 'ftp://h/' for '<URL>...': expected an http:// URL (plain HTTP), e.g. http://127.0.0.1:8080/work".into()),
+        (vec!["https://h/"], &[], "error: invalid value 'https://h/' for '<URL>...': expected an http:// URL (plain HTTP), e.g. http://127.0.0.1:8080/work".into()),
         (vec![], &[], "error: the following required arguments were not provided: <URL>...".into()),
         (vec![&unreachable], &[], format!("error: {unreachable}: cannot connect: Connection refused (os error 111)")),
     ];
