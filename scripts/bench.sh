@@ -467,7 +467,7 @@ stop_pid "$generator_pid"
 # --- 6. instructions per request ------------------------------------------------------------
 
 step "6. instructions per zero-delay /work request (callgrind), ${RUN_SECONDS}s each"
-# Counting starts once the server listens (--instr-atstart=no, then callgrind_control), so
+# Counting starts after a warm-up run (--instr-atstart=no, then callgrind_control), so
 # start-up is left out; the count is every thread's user-space instructions, divided by the
 # requests wrk made (8 connections: valgrind runs the guest's threads one at a time).
 declare -A INSTRUCTIONS=()
@@ -484,6 +484,8 @@ for name in "${COUNTED[@]}"; do
   flags=("${ZERO_DELAY[@]}")
   [ "$name" != bare ] || flags=()
   start_server "$LOGS/callgrind-$name.log" "${SERVER_CPU[@]}" "${command[@]}" --listen 127.0.0.1:0 "${flags[@]}"
+  # Warmed up first, as in section 1: the count is of a server in its steady state.
+  run_waited "${WRK[@]}" -t 1 -c 8 -d 1s "http://$SERVER_ADDR/work" >/dev/null
   callgrind_control --instr=on "$SERVER_PID" >/dev/null 2>&1
   out=$LOGS/callgrind-$name.txt
   run_waited "${WRK[@]}" -t 1 -c 8 -d "${RUN_SECONDS}s" "http://$SERVER_ADDR/work" >"$out"
@@ -780,7 +782,8 @@ ${CLIENT_CPU[*]} /usr/bin/time -f '%U %S' env WRK_DELAY_MS=$CLIENT_CONNECTIONS*1
 #    then each once at $STALL_RATE req/s for ${STALL_RUN_SECONDS}s: kill -STOP the server ${STALL_START}s in, kill -CONT ${STALL_SECONDS}s later
 # 6. callgrind, each of ${COUNTED[*]} in turn, started as above under
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=$LOGS/callgrind-NAME.out
-callgrind_control --instr=on PID     # once it listens
+${WRK[*]} -t 1 -c 8 -d 1s http://ADDR/work   # warm-up, once it listens
+callgrind_control --instr=on PID
 ${WRK[*]} -t 1 -c 8 -d ${RUN_SECONDS}s http://ADDR/work
 callgrind_control --instr=off PID; kill PID; callgrind_annotate $LOGS/callgrind-NAME.out   # PROGRAM TOTALS / requests
 \`\`\`
