@@ -49,7 +49,7 @@ check-deploy:
     python3 scripts/gen-prometheusrule.py --check
     python3 scripts/check-deploy.py target/release/myapp
 
-# Benchmarks side by side, written to BENCHMARKS.md (about 16 min, with the Rust and Go peers; `BENCH_SECONDS=2 BENCH_ROUNDS=1 just bench` checks the tooling).
+# Benchmarks side by side, written to BENCHMARKS.md (about 22 min, with the Rust and Go peers; `BENCH_SECONDS=2 BENCH_ROUNDS=1 just bench` checks the tooling).
 bench:
     scripts/bench.sh
 
