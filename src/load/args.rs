@@ -68,10 +68,12 @@ const URL_RULE: &str = "expected an http:// URL (plain HTTP), e.g. http://127.0.
 fn parse_url(value: &str) -> Result<Url, String> {
     let url = Url::parse(value)
         .map_err(|err| format!("{err}: expected e.g. http://127.0.0.1:8080/work"))?;
-    match url.scheme() {
-        "http" if url.host().is_some() => Ok(url),
-        _ => Err(URL_RULE.to_string()),
+    if url.scheme() != "http" || url.host().is_none() {
+        return Err(URL_RULE.to_string());
     }
+    // As the client sends it: an `http::Uri` holds at most 65,534 bytes.
+    hyper::Uri::try_from(url.as_str()).map_err(|err| err.to_string())?;
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -165,6 +167,20 @@ mod tests {
         ] {
             assert_eq!(parse_duration(bad), refused, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_url_holds_at_most_what_an_http_uri_holds() {
+        // 65,534 bytes, as http::Uri's limit; one more is refused, not sent.
+        let longest = format!("http://h/{}", "a".repeat(65_534 - "http://h/".len()));
+        assert_eq!(
+            parse_url(&longest).map(|url| url.as_str().len()),
+            Ok(65_534)
+        );
+        assert_eq!(
+            parse_url(&format!("{longest}a")),
+            Err("uri too long".to_string())
+        );
     }
 
     #[test]

@@ -11,7 +11,10 @@
 //! schedule until its duration ends or `stop` completes.
 use std::{future::Future, io::IsTerminal, time::Duration};
 
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
 use reqwest::Url;
 use tokio::net::TcpStream;
 
@@ -44,9 +47,12 @@ pub async fn run(args: &LoadArgs, stop: impl Future<Output = ()>) -> Result<Summ
     }
     // Each request in flight may hold a connection of its own.
     let _ = crate::server::open_files::raise_to_hard_limit();
-    let client = Client::builder(TokioExecutor::new()).build_http();
+    // Each request written at once, as reqwest and curl do.
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client = Client::builder(TokioExecutor::new()).build(connector);
     let plan = schedule::Plan {
-        uris: args.urls.iter().map(schedule::uri).collect(),
+        targets: args.urls.iter().map(schedule::Target::new).collect(),
         timeout: args.timeout,
         rate: args.rate,
         duration: args.duration,

@@ -11,9 +11,14 @@ use std::{
     time::Duration,
 };
 
+use base64::{engine::general_purpose::STANDARD, Engine};
 use http_body_util::{BodyExt, Empty};
-use hyper::{Request, Uri};
+use hyper::{
+    header::{HeaderValue, AUTHORIZATION},
+    Request, Uri,
+};
 use hyper_util::client::legacy::{connect::HttpConnector, Client as LegacyClient};
+use percent_encoding::percent_decode_str;
 use reqwest::Url;
 use tokio::{
     sync::{mpsc, Semaphore},
@@ -31,7 +36,7 @@ pub type Client = LegacyClient<HttpConnector, Empty<&'static [u8]>>;
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Taken in turn, each parsed once.
-    pub uris: Vec<Uri>,
+    pub targets: Vec<Target>,
     /// Longest a request may take, from connecting to the end of the body.
     pub timeout: Duration,
     /// Requests per second.
@@ -42,11 +47,38 @@ pub struct Plan {
     pub max_in_flight: u32,
 }
 
-/// `url` as the client takes it.
-pub fn uri(url: &Url) -> Uri {
-    url.as_str()
-        .parse()
-        .expect("an http:// URL that parsed is a valid URI")
+/// A URL as its requests go out: its URI without the user and password, and
+/// the basic auth they stand for (`http://user:password@host/`), as curl and
+/// reqwest send it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    uri: Uri,
+    authorization: Option<HeaderValue>,
+}
+
+impl Target {
+    /// The target of `url`, an http:// URL that `args` accepted.
+    pub fn new(url: &Url) -> Self {
+        let authorization = (!url.username().is_empty() || url.password().is_some()).then(|| {
+            let mut credentials: Vec<u8> = percent_decode_str(url.username()).collect();
+            credentials.push(b':');
+            credentials.extend(percent_decode_str(url.password().unwrap_or_default()));
+            let mut value =
+                HeaderValue::try_from(format!("Basic {}", STANDARD.encode(credentials)))
+                    .expect("base64 is a header value");
+            value.set_sensitive(true);
+            value
+        });
+        let mut bare = url.clone();
+        // Cannot fail on an http:// URL with a host.
+        let _ = bare.set_username("");
+        let _ = bare.set_password(None);
+        let uri = bare
+            .as_str()
+            .parse()
+            .expect("args::parse_url checked that the URL is a valid URI");
+        Self { uri, authorization }
+    }
 }
 
 /// How far after the start request `index` is due at `rate` per second.
@@ -104,7 +136,7 @@ async fn send(
 ) -> Instant {
     let in_flight = Arc::new(Semaphore::new(plan.max_in_flight as usize));
     let total = plan.duration.map(|duration| scheduled(plan.rate, duration));
-    let uris = plan.uris.len() as u64;
+    let targets = plan.targets.len() as u64;
     tokio::pin!(stop);
     let mut next: u64 = 0;
     loop {
@@ -133,7 +165,7 @@ async fn send(
             if due > now {
                 break;
             }
-            let uri = plan.uris[(next % uris) as usize].clone();
+            let target = plan.targets[(next % targets) as usize].clone();
             next += 1;
             let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                 counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -142,7 +174,7 @@ async fn send(
             counters.sent.fetch_add(1, Ordering::Relaxed);
             let (client, outcomes, timeout) = (client.clone(), outcomes.clone(), plan.timeout);
             tokio::spawn(async move {
-                let outcome = request(&client, uri, timeout).await;
+                let outcome = request(&client, target, timeout).await;
                 let latency = due.elapsed();
                 // The slot frees even if this task is dropped: the permit is a guard.
                 drop(permit);
@@ -154,10 +186,13 @@ async fn send(
 
 /// One GET, its body read to the end so that the connection returns to the
 /// pool, within `timeout`.
-async fn request(client: &Client, uri: Uri, timeout: Duration) -> Outcome {
-    let request = Request::get(uri)
+async fn request(client: &Client, target: Target, timeout: Duration) -> Outcome {
+    let mut request = Request::get(target.uri)
         .body(Empty::new())
         .expect("a GET of a parsed URI is a valid request");
+    if let Some(authorization) = target.authorization {
+        request.headers_mut().insert(AUTHORIZATION, authorization);
+    }
     let exchange = async {
         let response = client.request(request).await.map_err(|err| {
             if err.is_connect() {

@@ -137,6 +137,68 @@ async fn a_slow_target_shows_as_latency_not_as_a_lower_rate() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_user_and_password_in_the_url_are_sent_as_basic_auth() {
+    // A bcrypt hash of "pw" made by Python's bcrypt (as in admin_access.rs).
+    let web = crate::web_config::TextFile::new(
+        "load-users",
+        "basic_auth_users: {prometheus: $2b$04$kPK.7DmElstOowpWSYgFkOKfgpLVjQ4p074QPUmzaXDIsmB535cZG}",
+    );
+    let replica = Binary::start(&[
+        "--max-delay-ms",
+        "0",
+        "--error-rate",
+        "0",
+        "--web-config-file",
+        web.path(),
+    ]);
+    let port = replica.address.port();
+    // `%77` is `w`: the password is percent-decoded, as curl and reqwest do.
+    for (credentials, status) in [
+        ("prometheus:pw@", "200"),
+        ("prometheus:p%77@", "200"),
+        ("prometheus:wrong@", "401"),
+        ("", "401"),
+    ] {
+        let url = format!("http://{credentials}127.0.0.1:{port}/work");
+        let summary = load(&["--rate", "20", "--duration", "1s", &url]).await;
+        assert_eq!(count(&summary, "sent"), 20, "{url}: {summary}");
+        assert_eq!(
+            summary["statuses"],
+            serde_json::json!({ status: 20 }),
+            "{url}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_past_its_timeout_counts_as_a_timeout() {
+    let replica = Binary::start(&["--max-delay-ms", "0"]);
+    // 500 ms of work against a timeout of 100 ms, and of 2 s.
+    for (timeout, timeouts, statuses) in [
+        ("100ms", 10, serde_json::json!({})),
+        ("2s", 0, serde_json::json!({"200": 10})),
+    ] {
+        let summary = load(&[
+            "--rate",
+            "10",
+            "--duration",
+            "1s",
+            "--timeout",
+            timeout,
+            &replica.url("/work?delay_ms=500&fail=false"),
+        ])
+        .await;
+        assert_eq!(count(&summary, "sent"), 10, "{summary}");
+        assert_eq!(
+            summary["errors"],
+            serde_json::json!({"timeout": timeouts, "connect": 0, "other": 0}),
+            "{timeout}"
+        );
+        assert_eq!(summary["statuses"], statuses, "{timeout}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_request_past_max_in_flight_is_dropped_and_counted() {
     let replica = Binary::start(&["--max-delay-ms", "0"]);
     let http = reqwest::Client::new();
