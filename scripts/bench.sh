@@ -492,8 +492,9 @@ for name in "${COUNTED[@]}"; do
   callgrind_control --instr=off "$SERVER_PID" >/dev/null 2>&1
   stop_pid "$SERVER_PID"
   total=$(callgrind_annotate "$profile" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
-  INSTRUCTIONS[$name]=$(awk -v t="$total" -v n="$(wrk_requests "$out")" 'BEGIN { print (n > 0) ? t / n : "NaN" }')
-  printf '  %-30s %8.0f instructions per request (%s requests)\n' "${LABEL[$name]}" "${INSTRUCTIONS[$name]}" "$(wrk_requests "$out")"
+  # No count (callgrind never switched on, no profile) is no figure, never 0 instructions.
+  INSTRUCTIONS[$name]=$(awk -v t="${total:-0}" -v n="$(wrk_requests "$out")" 'BEGIN { print (n > 0 && t > 0) ? t / n : "NaN" }')
+  printf '  %-30s %8s instructions per request (%s requests)\n' "${LABEL[$name]}" "$(fmt 0 "${INSTRUCTIONS[$name]}")" "$(wrk_requests "$out")"
 done
 
 LOAD_AFTER=$(cut -d ' ' -f 1-3 /proc/loadavg)
