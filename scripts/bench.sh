@@ -419,7 +419,7 @@ schedule_p99_ms() {
 step "5. load generators against one zero-delay myapp, ${RUN_SECONDS}s x $ROUNDS rounds at ${LOAD_RATES[*]} req/s"
 declare -A CLIENT_CPU_US=() CLIENT_RATE=() CLIENT_SENT=() STALL_P99=() STALL_SENT=()
 start myapp "${ZERO_DELAY[@]}"
-generator_pid=$SERVER_PID
+stalled_pid=$SERVER_PID
 url=http://$SERVER_ADDR/work
 for round in $(seq "$ROUNDS"); do
   for rate in "${LOAD_RATES[@]}"; do
@@ -429,12 +429,13 @@ for round in $(seq "$ROUNDS"); do
       client_command "$client" "$rate" "$RUN_SECONDS" "$url"
       run_waited "${CLIENT_COMMAND[@]}" >"$out" 2>&1
       sent=$(client_sent "$client" "$out")
+      achieved=$(client_rate "$client" "$out")
       cpu_us=$(awk -v n="$sent" '{ print (n > 0) ? ($1 + $2) * 1e6 / n : "NaN" }' "$TIME_FILE")
       CLIENT_CPU_US[$client-$rate]+=" $cpu_us"
-      CLIENT_RATE[$client-$rate]+=" $(client_rate "$client" "$out")"
+      CLIENT_RATE[$client-$rate]+=" $achieved"
       CLIENT_SENT[$client-$rate]+=" $sent"
       printf '  round %d  %-26s target %5d/s  achieved %10.1f/s  sent %7d  %7.2f CPU us/request\n' \
-        "$round" "${CLIENT_LABEL[$client]}" "$rate" "$(client_rate "$client" "$out")" "$sent" "$cpu_us"
+        "$round" "${CLIENT_LABEL[$client]}" "$rate" "$achieved" "$sent" "$cpu_us"
     done
   done
 done
@@ -451,10 +452,10 @@ for client in "${CLIENTS[@]}"; do
   PIDS+=("$stall_client")
   sleep "$STALL_START"
   # A stopped server cannot take the SIGTERM of the exit trap: it is continued first.
-  trap 'kill -CONT "$generator_pid" 2>/dev/null; stop_all' EXIT
-  kill -STOP "$generator_pid"
+  trap 'kill -CONT "$stalled_pid" 2>/dev/null; stop_all' EXIT
+  kill -STOP "$stalled_pid"
   sleep "$STALL_SECONDS"
-  kill -CONT "$generator_pid"
+  kill -CONT "$stalled_pid"
   trap stop_all EXIT
   wait "$stall_client"
   forget_pid "$stall_client"
@@ -462,7 +463,7 @@ for client in "${CLIENTS[@]}"; do
   STALL_SENT[$client]=$(client_sent "$client" "$out")
   printf '  %-26s p99 %9s ms  sent %6d\n' "${CLIENT_LABEL[$client]}" "${STALL_P99[$client]}" "${STALL_SENT[$client]}"
 done
-stop_pid "$generator_pid"
+stop_pid "$stalled_pid"
 
 # --- 6. instructions per request ------------------------------------------------------------
 
